@@ -1,0 +1,197 @@
+/// A byte ring with a power-of-two capacity, used as every socket's read buffer and write queue.
+///
+/// Readable bytes occupy at most two contiguous regions (before and after the wrap point), and so
+/// do the free bytes; both are exposed as borrowed pointers so parsers work in place and `readv`
+/// / `writev` move bytes without an intermediate copy. Capacity grows by doubling up to
+/// `maximumCapacity` and can shrink back towards `minimumCapacity`; storage is allocated lazily
+/// so an idle connection holds none.
+public struct RingBuffer: ~Copyable {
+    private var storage: UnsafeMutableRawPointer?
+    /// Current capacity in bytes: zero or a power of two.
+    public private(set) var capacity: Int
+    /// Index of the first readable byte (always < capacity when capacity > 0).
+    private var head: Int
+    /// Number of readable bytes.
+    public private(set) var readableBytes: Int
+    public let minimumCapacity: Int
+    public let maximumCapacity: Int
+
+    /// - Parameters:
+    ///   - minimumCapacity: capacity allocated on first use and kept when shrinking.
+    ///   - maximumCapacity: capacity is never grown past this (rounded up to a power of two).
+    public init(minimumCapacity: Int = 4096, maximumCapacity: Int = 1 << 20) {
+        precondition(minimumCapacity > 0 && maximumCapacity >= minimumCapacity)
+        self.minimumCapacity = Self.powerOfTwo(atLeast: minimumCapacity)
+        self.maximumCapacity = Self.powerOfTwo(atLeast: maximumCapacity)
+        self.storage = nil
+        self.capacity = 0
+        self.head = 0
+        self.readableBytes = 0
+    }
+
+    deinit {
+        storage?.deallocate()
+    }
+
+    public var isEmpty: Bool { readableBytes == 0 }
+    public var writableBytes: Int { capacity - readableBytes }
+    /// Bytes that could still be appended if the ring grew to its maximum.
+    public var remainingCapacity: Int { maximumCapacity - readableBytes }
+
+    static func powerOfTwo(atLeast n: Int) -> Int {
+        n <= 1 ? 1 : 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount)
+    }
+
+    // MARK: Reading
+
+    /// The byte at `offset` from the start of the readable bytes.
+    @inline(__always)
+    public func byte(at offset: Int) -> UInt8 {
+        precondition(offset >= 0 && offset < readableBytes, "RingBuffer offset out of range")
+        return storage!.load(fromByteOffset: (head + offset) & (capacity - 1), as: UInt8.self)
+    }
+
+    /// Calls `body` with the readable bytes `[offset, offset+count)` as at most two regions, in
+    /// order; the second is empty unless the range crosses the wrap point.
+    @inline(__always)
+    public func withReadableRegions<R>(
+        from offset: Int = 0, count: Int? = nil,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        let (first, second) = regions(from: offset, count: count ?? (readableBytes - offset))
+        return try body(UnsafeRawBufferPointer(first), UnsafeRawBufferPointer(second))
+    }
+
+    /// Like `withReadableRegions`, but mutable: lets a parser rewrite bytes in place (unmasking).
+    @inline(__always)
+    public mutating func withMutableReadableRegions<R>(
+        from offset: Int, count: Int,
+        _ body: (UnsafeMutableRawBufferPointer, UnsafeMutableRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        let (first, second) = regions(from: offset, count: count)
+        return try body(first, second)
+    }
+
+    private func regions(from offset: Int, count: Int) -> (UnsafeMutableRawBufferPointer, UnsafeMutableRawBufferPointer) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= readableBytes, "RingBuffer range out of bounds")
+        guard count > 0, let base = storage else { return (.init(start: nil, count: 0), .init(start: nil, count: 0)) }
+        let start = (head + offset) & (capacity - 1)
+        let firstCount = min(count, capacity - start)
+        return (UnsafeMutableRawBufferPointer(start: base + start, count: firstCount),
+                UnsafeMutableRawBufferPointer(start: base, count: count - firstCount))
+    }
+
+    /// Copies `destination.count` readable bytes starting at `offset` into `destination`.
+    public func copyBytes(from offset: Int = 0, into destination: UnsafeMutableRawBufferPointer) {
+        withReadableRegions(from: offset, count: destination.count) { a, b in
+            if a.count > 0 { destination.baseAddress!.copyMemory(from: a.baseAddress!, byteCount: a.count) }
+            if b.count > 0 { (destination.baseAddress! + a.count).copyMemory(from: b.baseAddress!, byteCount: b.count) }
+        }
+    }
+
+    /// The readable bytes `[offset, offset+count)` as a new array (for tests and small headers).
+    public func bytes(from offset: Int = 0, count: Int? = nil) -> [UInt8] {
+        let n = count ?? (readableBytes - offset)
+        return [UInt8](unsafeUninitializedCapacity: n) { out, initialized in
+            copyBytes(from: offset, into: UnsafeMutableRawBufferPointer(out))
+            initialized = n
+        }
+    }
+
+    /// Drops `count` bytes from the front.
+    @inline(__always)
+    public mutating func consume(_ count: Int) {
+        precondition(count >= 0 && count <= readableBytes, "RingBuffer consume past readable bytes")
+        readableBytes -= count
+        // An empty ring restarts at 0 so the next read gets one contiguous free region.
+        head = readableBytes == 0 ? 0 : (head + count) & (capacity - 1)
+    }
+
+    // MARK: Writing
+
+    /// Makes room for at least `count` more bytes, growing by doubling. Returns false, changing
+    /// nothing, when that would exceed `maximumCapacity`.
+    @discardableResult
+    public mutating func reserve(_ count: Int) -> Bool {
+        let needed = readableBytes + count
+        if needed <= capacity { return true }
+        guard needed <= maximumCapacity else { return false }
+        resize(to: max(minimumCapacity, Self.powerOfTwo(atLeast: needed)))
+        return true
+    }
+
+    /// Doubles the capacity (bounded by the maximum); returns false if already at the maximum.
+    @discardableResult
+    public mutating func grow() -> Bool {
+        let target = capacity == 0 ? minimumCapacity : capacity * 2
+        guard target <= maximumCapacity else { return false }
+        resize(to: target)
+        return true
+    }
+
+    /// Halves the capacity while the readable bytes would still fit in a quarter of it, never
+    /// below the minimum; frees the storage altogether when empty and `releaseWhenEmpty`.
+    public mutating func shrink(releaseWhenEmpty: Bool = false) {
+        if readableBytes == 0 && releaseWhenEmpty {
+            storage?.deallocate()
+            storage = nil
+            capacity = 0
+            head = 0
+            return
+        }
+        var target = capacity
+        while target > minimumCapacity && readableBytes <= target / 4 { target /= 2 }
+        if target != capacity { resize(to: target) }
+    }
+
+    private mutating func resize(to newCapacity: Int) {
+        let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        copyBytes(into: UnsafeMutableRawBufferPointer(start: newStorage, count: readableBytes))
+        storage?.deallocate()
+        storage = newStorage
+        capacity = newCapacity
+        head = 0
+    }
+
+    /// Appends `bytes`, growing as needed. Returns false, appending nothing, if they do not fit
+    /// under `maximumCapacity`.
+    @discardableResult
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count > 0 else { return true }
+        guard reserve(bytes.count) else { return false }
+        let written = withWritableRegions { a, b in
+            let first = min(a.count, bytes.count)
+            a.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: first)
+            if bytes.count > first {
+                b.baseAddress!.copyMemory(from: bytes.baseAddress! + first, byteCount: bytes.count - first)
+            }
+            return bytes.count
+        }
+        assert(written == bytes.count)
+        return true
+    }
+
+    @discardableResult
+    public mutating func append(_ bytes: some Collection<UInt8>) -> Bool {
+        if let done = bytes.withContiguousStorageIfAvailable({ append(UnsafeRawBufferPointer($0)) }) { return done }
+        return Array(bytes).withUnsafeBytes { append($0) }
+    }
+
+    /// Calls `body` with the free space as at most two regions, in order; `body` returns how many
+    /// bytes it wrote (from the start of the first region onwards), which become readable.
+    public mutating func withWritableRegions(
+        _ body: (UnsafeMutableRawBufferPointer, UnsafeMutableRawBufferPointer) throws -> Int
+    ) rethrows -> Int {
+        if capacity == 0 { resize(to: minimumCapacity) }
+        let base = storage!
+        let tail = (head + readableBytes) & (capacity - 1)
+        let free = capacity - readableBytes
+        let firstCount = min(free, capacity - tail)
+        let first = UnsafeMutableRawBufferPointer(start: base + tail, count: firstCount)
+        let second = UnsafeMutableRawBufferPointer(start: base, count: free - firstCount)
+        let written = try body(first, second)
+        precondition(written >= 0 && written <= free, "RingBuffer: wrote more than the free space")
+        readableBytes += written
+        return written
+    }
+}
