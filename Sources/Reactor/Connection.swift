@@ -1,0 +1,343 @@
+import CSystem
+import Glibc
+
+/// A nonblocking TCP stream owned by one loop: a read ring the handler parses in place, a write
+/// queue, and read interest that the owner (or back-pressure from elsewhere) can switch off.
+///
+/// Loop-confined: every method must be called on `loop`'s thread.
+public final class Connection: IOEventHandler {
+    private enum State { case idle, open, closed }
+
+    public let loop: EventLoop
+    public let options: ConnectionOptions
+    public private(set) var id: SocketID?
+    public let remoteAddress: SocketAddress?
+    public let localAddress: SocketAddress?
+    private var fd: Int32
+    private var state: State = .idle
+    private var handler: ConnectionHandler?
+    private var readBuffer: RingBuffer
+    private var writeQueue: WriteQueue
+    private var readingPaused = false
+    /// Reading stopped because the ring is at its maximum and the handler left it full.
+    private var readBufferFull = false
+    private var readEOF = false
+    private var shutdownWriteRequested = false
+    private var writeShutDown = false
+    private var closeAfterFlushRequested = false
+    private var smallReadStreak = 0
+
+    /// Wraps a connected, nonblocking socket; nothing is read until `start(handler:)`.
+    init(loop: EventLoop, fd: Int32, options: ConnectionOptions) {
+        self.loop = loop
+        self.fd = fd
+        self.options = options
+        self.readBuffer = RingBuffer(minimumCapacity: options.readBufferMinimum, maximumCapacity: options.readBufferMaximum)
+        self.writeQueue = WriteQueue(options: options)
+        self.remoteAddress = Syscall.peerAddress(fd)
+        self.localAddress = Syscall.localAddress(fd)
+        if options.noDelay { Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1) }
+    }
+
+    deinit {
+        // A connection dropped without ever being started still owns its fd.
+        if fd >= 0 { Glibc.close(fd) }
+    }
+
+    /// Registers with the loop and starts delivering events to `handler`.
+    public func start(handler: ConnectionHandler) {
+        loop.assertInLoop()
+        precondition(state == .idle, "Connection started twice")
+        self.handler = handler
+        do {
+            id = try loop.register(fd: fd, interest: .read, handler: self)
+            state = .open
+        } catch {
+            state = .open
+            fail(error)
+        }
+    }
+
+    public var isOpen: Bool { state == .open }
+    /// False while the write queue is above its high watermark (until it drains below the low one).
+    public var isWritable: Bool { writeQueue.isWritable }
+    public var queuedWriteBytes: Int { writeQueue.queuedBytes }
+    public var isReadingPaused: Bool { readingPaused }
+    /// Bytes currently held by the read ring and write queue (for memory accounting and tests).
+    public var bufferedBytes: Int { readBuffer.capacity + writeQueue.queuedBytes }
+
+    // MARK: Reading
+
+    /// Stops reading (EPOLLIN off): the kernel's receive window fills and the peer is slowed.
+    public func pauseReading() {
+        loop.assertInLoop()
+        readingPaused = true
+        updateInterest()
+    }
+
+    /// Starts reading again; also lifts a stop caused by a full read ring.
+    public func resumeReading() {
+        loop.assertInLoop()
+        readingPaused = false
+        readBufferFull = false
+        updateInterest()
+        // Bytes may be waiting in the ring from before the pause: offer them again.
+        if state == .open && !readBuffer.isEmpty {
+            loop.runSoon { [self] in
+                if state == .open && !readingPaused && !readBuffer.isEmpty { deliverBufferedBytes() }
+            }
+        }
+    }
+
+    private func updateInterest() {
+        guard state == .open, let id else { return }
+        var interest: Interest = []
+        if !readingPaused && !readBufferFull && !readEOF { interest.insert(.read) }
+        if !writeQueue.isEmpty { interest.insert(.write) }
+        loop.setInterest(id, interest)
+    }
+
+    public func handleIOEvent(_ events: UInt32) {
+        if events & EPOLLOUT.rawValue != 0 { flushWriteQueue() }
+        if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 && state == .open {
+            if events & EPOLLERR.rawValue != 0 {
+                let code = Syscall.pendingError(fd)
+                if code != 0 { return fail(.errno("read", code)) }
+            }
+            if readingPaused || readBufferFull || readEOF {
+                // HUP while not reading: nothing more will ever arrive or be accepted.
+                if events & EPOLLHUP.rawValue != 0 && events & EPOLLIN.rawValue == 0 { fail(.init(.system(ECONNRESET), operation: "read")) }
+                return
+            }
+            readFromSocket()
+        }
+    }
+
+    private func readFromSocket() {
+        for _ in 0..<options.readsPerEvent {
+            guard state == .open, !readingPaused, !readEOF else { return }
+            if readBuffer.writableBytes == 0 && !readBuffer.grow() {
+                readBufferFull = true
+                updateInterest()
+                return
+            }
+            var result: Result<Int?, SocketError> = .success(nil)
+            let free = readBuffer.writableBytes
+            _ = readBuffer.withWritableRegions { first, second in
+                result = Syscall.read(fd, first, second)
+                if case .success(let n?) = result { return n }
+                return 0
+            }
+            switch result {
+            case .failure(let error):
+                return fail(error)
+            case .success(nil):
+                return
+            case .success(0?):
+                readEOF = true
+                updateInterest()
+                handler?.connectionDidReadEOF(self)
+                return
+            case .success(let n?):
+                deliverBufferedBytes()
+                adaptReadBuffer(lastRead: n, free: free)
+                // A short read means the socket is drained: let other sockets have their turn.
+                if n < free { return }
+            }
+        }
+    }
+
+    private func deliverBufferedBytes() {
+        guard let handler else { return }
+        handler.connectionDidRead(self, &readBuffer)
+        if state == .open && readBuffer.writableBytes == 0 && readBuffer.capacity >= readBuffer.maximumCapacity {
+            readBufferFull = true
+            updateInterest()
+        }
+    }
+
+    /// Grows the ring while reads fill it; gives the memory back after a run of small reads, so
+    /// a bulk stream gets big reads and an idle connection holds no buffer.
+    private func adaptReadBuffer(lastRead: Int, free: Int) {
+        guard state == .open else { return }
+        if lastRead == free {
+            smallReadStreak = 0
+            readBuffer.grow()
+        } else if readBuffer.isEmpty && lastRead < readBuffer.capacity / 4 {
+            smallReadStreak += 1
+            if smallReadStreak >= 8 {
+                smallReadStreak = 0
+                readBuffer.shrink(releaseWhenEmpty: true)
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes `bytes` now if the socket takes them, queueing (copying) only what it does not.
+    /// Returns false if the connection is closed or its write side shut down; a write past the
+    /// queue's hard limit closes the connection with `.writeQueueFull`.
+    @discardableResult
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        write(bytes, UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// Gathers two pieces (e.g. a frame header and its payload) into one system call.
+    @discardableResult
+    public func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
+        loop.assertInLoop()
+        guard state != .closed, !shutdownWriteRequested else { return false }
+        var written = 0
+        if writeQueue.isEmpty && state == .open {
+            switch Syscall.send(fd, first, second) {
+            case .success(let n): written = n
+            case .failure(let error):
+                fail(error)
+                return false
+            }
+        }
+        return enqueueUnwritten(first, second, skipping: written)
+    }
+
+    /// Gathers any number of pieces (e.g. header + payload split at a ring's wrap point).
+    @discardableResult
+    public func write(gathering pieces: [UnsafeRawBufferPointer]) -> Bool {
+        loop.assertInLoop()
+        guard state != .closed, !shutdownWriteRequested else { return false }
+        var written = 0
+        if writeQueue.isEmpty && state == .open {
+            let result = withUnsafeTemporaryAllocation(of: iovec.self, capacity: pieces.count) { vector in
+                for (index, piece) in pieces.enumerated() {
+                    vector[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count)
+                }
+                return Syscall.send(fd, vector: vector)
+            }
+            switch result {
+            case .success(let n): written = n
+            case .failure(let error):
+                fail(error)
+                return false
+            }
+        }
+        for piece in pieces {
+            let skip = min(written, piece.count)
+            written -= skip
+            guard enqueueUnwritten(piece, UnsafeRawBufferPointer(start: nil, count: 0), skipping: skip) else { return false }
+        }
+        return true
+    }
+
+    @discardableResult
+    public func write(_ bytes: some Collection<UInt8>) -> Bool {
+        if let done = bytes.withContiguousStorageIfAvailable({ write(UnsafeRawBufferPointer($0)) }) { return done }
+        return Array(bytes).withUnsafeBytes { write($0) }
+    }
+
+    private func enqueueUnwritten(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer, skipping written: Int) -> Bool {
+        let total = first.count + second.count
+        guard written < total else { return true }
+        let wasEmpty = writeQueue.isEmpty
+        let firstSkip = min(written, first.count)
+        let ok = writeQueue.append(UnsafeRawBufferPointer(rebasing: first[firstSkip...]))
+            && writeQueue.append(UnsafeRawBufferPointer(rebasing: second[(written - firstSkip)...]))
+        guard ok else {
+            fail(SocketError(.writeQueueFull, operation: "write"))
+            return false
+        }
+        if wasEmpty { updateInterest() }
+        notifyWritabilityChange()
+        return true
+    }
+
+    private func flushWriteQueue() {
+        guard state == .open else { return }
+        while !writeQueue.isEmpty {
+            switch writeQueue.flush(to: fd) {
+            case .failure(let error):
+                return fail(error)
+            case .success(0):
+                notifyWritabilityChange()
+                return
+            case .success:
+                continue
+            }
+        }
+        updateInterest()
+        notifyWritabilityChange()
+        guard state == .open else { return }
+        if closeAfterFlushRequested { return close() }
+        if shutdownWriteRequested { shutdownWriteNow() }
+    }
+
+    private func notifyWritabilityChange() {
+        if let isWritable = writeQueue.writabilityChange() {
+            handler?.connectionWritabilityDidChange(self, isWritable: isWritable)
+        }
+    }
+
+    // MARK: Closing
+
+    /// Half-close: sends FIN once everything queued has been written; reading continues.
+    public func shutdownWrite() {
+        loop.assertInLoop()
+        guard state == .open, !shutdownWriteRequested else { return }
+        shutdownWriteRequested = true
+        if writeQueue.isEmpty { shutdownWriteNow() }
+    }
+
+    private func shutdownWriteNow() {
+        guard !writeShutDown else { return }
+        writeShutDown = true
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Closes once everything queued has been written (or at once if nothing is).
+    public func closeAfterFlush() {
+        loop.assertInLoop()
+        guard state != .closed else { return }
+        if writeQueue.isEmpty || state == .idle { close() } else { closeAfterFlushRequested = true }
+    }
+
+    /// Closes now, dropping anything queued. The handler hears `connectionDidClose(nil)` soon after.
+    public func close() {
+        teardown(error: nil)
+    }
+
+    /// Closes with `error` (delivered to the handler).
+    public func close(error: SocketError) {
+        teardown(error: error)
+    }
+
+    private func fail(_ error: SocketError) {
+        teardown(error: error)
+    }
+
+    public func closeForShutdown() {
+        teardown(error: SocketError(.closed, operation: "shutdown"))
+    }
+
+    private func teardown(error: SocketError?) {
+        loop.assertInLoop()
+        guard state != .closed else { return }
+        state = .closed
+        if let id { loop.deregister(id) }
+        Glibc.close(fd)
+        fd = -1
+        writeQueue.discardAll()
+        // The read ring may be borrowed by a handler call on the stack right now: free it later.
+        loop.runSoon { [self] in
+            readBuffer.discardAll()
+            let handler = self.handler
+            self.handler = nil  // breaks the usual handler ↔ connection cycle
+            handler?.connectionDidClose(self, error: error)
+        }
+    }
+}
+
+extension RingBuffer {
+    /// Drops everything readable and frees the storage.
+    mutating func discardAll() {
+        consume(readableBytes)
+        shrink(releaseWhenEmpty: true)
+    }
+}

@@ -1,0 +1,18 @@
+/// Per-connection limits and socket options; every bound is explicit.
+public struct ConnectionOptions: Sendable {
+    /// Read ring size allocated on first read and kept when shrinking.
+    public var readBufferMinimum = 4096
+    /// The read ring never grows past this; a consumer that leaves this much unconsumed stops reading.
+    public var readBufferMaximum = 256 * 1024
+    /// `isWritable` turns false when the write queue holds more than this.
+    public var writeHighWatermark = 1 << 20
+    /// `isWritable` turns true again when the write queue drains below this.
+    public var writeLowWatermark = 256 * 1024
+    /// Hard cap on queued bytes: a write past it closes the connection with `.writeQueueFull`.
+    public var writeQueueLimit = 64 << 20
+    /// How many times one readiness event may read before the loop moves on (fairness).
+    public var readsPerEvent = 4
+    public var noDelay = true
+
+    public init() {}
+}

@@ -1,0 +1,187 @@
+import Dispatch
+import Glibc
+import Testing
+@testable import Reactor
+
+/// Sends `total` deterministic bytes, respecting writability, and checksums what comes back.
+final class EchoClient: ConnectionHandler {
+    let total: Int
+    private var stream = ByteStream(seed: 42)
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    private var sent = 0
+    private(set) var sentSum = StreamChecksum()
+    private(set) var receivedSum = StreamChecksum()
+    let outcome: Outcome<Result<([UInt64], [UInt64]), SocketError>>
+
+    init(total: Int, outcome: Outcome<Result<([UInt64], [UInt64]), SocketError>>) {
+        self.total = total
+        self.outcome = outcome
+    }
+
+    func pump(_ connection: Connection) {
+        while sent < total && connection.isWritable {
+            let n = min(chunk.count, total - sent)
+            chunk.withUnsafeMutableBytes { raw in
+                let slice = UnsafeMutableRawBufferPointer(rebasing: raw[..<n])
+                stream.fill(slice)
+                sentSum.update(UnsafeRawBufferPointer(slice))
+                _ = connection.write(UnsafeRawBufferPointer(slice))
+            }
+            sent += n
+        }
+    }
+
+    func connectionDidRead(_ connection: Connection, _ buffer: inout RingBuffer) {
+        buffer.withReadableRegions { a, b in
+            receivedSum.update(a)
+            receivedSum.update(b)
+        }
+        buffer.consume(buffer.readableBytes)
+        if receivedSum.count == total {
+            outcome.set(.success((sentSum.value, receivedSum.value)))
+            connection.close()
+        }
+    }
+
+    func connectionWritabilityDidChange(_ connection: Connection, isWritable: Bool) {
+        if isWritable { pump(connection) }
+    }
+
+    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        if let error { outcome.set(.failure(error)) }
+    }
+}
+
+@Suite(.serialized) struct ConnectionTests {
+    @Test func echoOf256MiBWithChecksum() throws {
+        let group = try ReactorGroup(loopCount: 2)
+        defer { group.shutdown() }
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { _ in EchoHandler() }
+        let outcome = Outcome<Result<([UInt64], [UInt64]), SocketError>>()
+        let port = listener.address.port
+        let loop = group.loops[1]
+        loop.execute {
+            let client = EchoClient(total: 256 << 20, outcome: outcome)
+            loop.connect(to: try! SocketAddress("127.0.0.1:\(port)")) { result in
+                switch result {
+                case .success(let connection):
+                    connection.start(handler: client)
+                    client.pump(connection)
+                case .failure(let error):
+                    client.outcome.set(.failure(error))
+                }
+            }
+        }
+        let result = try #require(outcome.wait(seconds: 300))
+        let (sent, received) = try result.get()
+        #expect(sent == received)
+        #expect(received.last == UInt64(256 << 20))
+        listener.close()
+    }
+
+    @Test func connectToAClosedPortIsConnectionRefused() throws {
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        // Bind and close a listener to get a port nobody listens on.
+        let port = try loop.runBlocking { () throws(SocketError) -> UInt16 in
+            let listener = try loop.listen(on: SocketAddress("127.0.0.1:0")) { _ in EchoHandler() }
+            defer { listener.close() }
+            return listener.address.port
+        }
+        let outcome = Outcome<SocketError?>()
+        loop.execute {
+            loop.connect(host: "127.0.0.1", port: port) { result in
+                if case .failure(let error) = result { outcome.set(error) } else { outcome.set(nil) }
+            }
+        }
+        let reported = try #require(outcome.wait(seconds: 10))
+        let error = try #require(reported)
+        #expect(error.errnoCode == ECONNREFUSED)
+        #expect(error.description == "connect: connection refused")
+    }
+
+    @Test func hostNamesResolveOffLoop() throws {
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { _ in EchoHandler() }
+        defer { listener.close() }
+        let outcome = Outcome<String>()
+        let port = listener.address.port
+        loop.execute {
+            loop.connect(host: "localhost", port: port) { result in
+                switch result {
+                case .success(let connection):
+                    outcome.set(connection.remoteAddress?.description ?? "?")
+                    connection.close()
+                case .failure(let error): outcome.set("\(error)")
+                }
+            }
+        }
+        #expect(outcome.wait(seconds: 10) == "127.0.0.1:\(port)")
+    }
+
+    @Test func connectTimesOutWhenTheBacklogIsFull() throws {
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        // A listener that never accepts, with a backlog of 0: once its queue is full the kernel
+        // drops further SYNs and a new connect stays pending.
+        let listenFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listenFD) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(listenFD, 0)
+        let port = try #require(Syscall.localAddress(listenFD)).port
+        let outcome = Outcome<[String]>()
+        loop.execute {
+            var options = ConnectOptions()
+            options.timeout = .milliseconds(300)
+            var results: [String] = []
+            var held: [Connection] = []
+            func attempt(_ remaining: Int) {
+                loop.connect(to: try! SocketAddress("127.0.0.1:\(port)"), options: options) { result in
+                    switch result {
+                    case .success(let connection): held.append(connection); results.append("ok")
+                    case .failure(let error): results.append(error.description)
+                    }
+                    if remaining > 1 && !results.last!.contains("timeout") { attempt(remaining - 1) } else {
+                        held.removeAll()
+                        outcome.set(results)
+                    }
+                }
+            }
+            attempt(8)
+        }
+        let results = try #require(outcome.wait(seconds: 30))
+        #expect(results.last == "connect: i/o timeout")
+    }
+
+    @Test func ipv6LoopbackAndHalfClose() throws {
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let listener = try group.listen(on: SocketAddress("[::1]:0")) { _ in EchoHandler() }
+        defer { listener.close() }
+        #expect(listener.address.description.hasPrefix("[::1]:"))
+        // A blocking peer sends, half-closes, and must still read the full echo and then EOF.
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        let address = listener.address
+        let rc = address.withSockAddr { connect(fd, $0, $1) }
+        #expect(rc == 0)
+        let message = Array("hello over v6".utf8)
+        #expect(send(fd, message, message.count, 0) == message.count)
+        shutdown(fd, Int32(SHUT_WR))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            received += buffer[..<n]
+        }
+        #expect(received == message)
+    }
+}
