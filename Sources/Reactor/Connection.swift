@@ -50,7 +50,8 @@ public final class Connection: IOEventHandler {
         precondition(state == .idle, "Connection started twice")
         self.handler = handler
         do {
-            id = try loop.register(fd: fd, interest: .read, handler: self)
+            // A handler may have paused reading before the connection started.
+            id = try loop.register(fd: fd, interest: readingPaused ? [] : .read, handler: self)
             state = .open
         } catch {
             state = .open

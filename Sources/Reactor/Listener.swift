@@ -102,18 +102,12 @@ public final class Listener: IOEventHandler {
 }
 
 extension EventLoop {
-    /// Listens on `address`; every accepted connection is created on this loop and started with
-    /// the handler `accept` returns.
+    /// Listens on `address`; every accepted connection is created on this loop and passed to
+    /// `onAccept`, which starts it (`connection.start(handler:)`), possibly later.
     public func listen(on address: SocketAddress, options: ListenOptions = ListenOptions(),
-                       accept: @escaping (Connection) -> ConnectionHandler) throws(SocketError) -> Listener {
+                       onAccept: @escaping (Connection) -> Void) throws(SocketError) -> Listener {
         try Listener(loop: self, address: address, options: options) { [unowned self] fd in
-            self.adopt(fd: fd, options: options.connection, accept)
+            onAccept(Connection(loop: self, fd: fd, options: options.connection))
         }
-    }
-
-    /// Wraps an accepted or handed-over socket in a Connection and starts it.
-    func adopt(fd: Int32, options: ConnectionOptions, _ makeHandler: (Connection) -> ConnectionHandler) {
-        let connection = Connection(loop: self, fd: fd, options: options)
-        connection.start(handler: makeHandler(connection))
     }
 }

@@ -48,12 +48,12 @@ public final class ReactorGroup: Sendable {
         loops[nextIndex.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
     }
 
-    /// Listens on `address` and starts every accepted connection on one of the group's loops
-    /// with the handler `makeHandler` returns (called on that connection's loop).
+    /// Listens on `address` and creates every accepted connection on one of the group's loops,
+    /// passing it to `onAccept` on that loop (which starts it with `connection.start(handler:)`).
     /// Blocks until the listener(s) are bound; returns the group listener.
     public func listen(on address: SocketAddress, options: ListenOptions = ListenOptions(),
                        distribution: AcceptDistribution = .handOff,
-                       _ makeHandler: @escaping @Sendable (Connection) -> ConnectionHandler) throws(SocketError) -> GroupListener {
+                       onAccept: @escaping @Sendable (Connection) -> Void) throws(SocketError) -> GroupListener {
         switch distribution {
         case .handOff:
             let acceptor = loops[0]
@@ -61,9 +61,9 @@ public final class ReactorGroup: Sendable {
                 try Listener(loop: acceptor, address: address, options: options) { [self] fd in
                     let target = self.next()
                     if target === acceptor {
-                        acceptor.adopt(fd: fd, options: options.connection, makeHandler)
+                        onAccept(Connection(loop: acceptor, fd: fd, options: options.connection))
                     } else {
-                        target.execute { target.adopt(fd: fd, options: options.connection, makeHandler) }
+                        target.execute { onAccept(Connection(loop: target, fd: fd, options: options.connection)) }
                     }
                 }
             }
@@ -76,7 +76,7 @@ public final class ReactorGroup: Sendable {
             do {
                 for loop in loops {
                     let listener = try loop.runBlocking { () throws(SocketError) in
-                        try loop.listen(on: bound, options: options) { makeHandler($0) }
+                        try loop.listen(on: bound, options: options, onAccept: onAccept)
                     }
                     bound = listener.address  // later loops bind the port the first one got
                     listeners.append(LoopBound(listener, loop: loop, unchecked: ()))

@@ -56,7 +56,7 @@ final class EchoClient: ConnectionHandler {
     @Test func echoOf256MiBWithChecksum() throws {
         let group = try ReactorGroup(loopCount: 2)
         defer { group.shutdown() }
-        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { _ in EchoHandler() }
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { $0.start(handler: EchoHandler()) }
         let outcome = Outcome<Result<([UInt64], [UInt64]), SocketError>>()
         let port = listener.address.port
         let loop = group.loops[1]
@@ -85,7 +85,7 @@ final class EchoClient: ConnectionHandler {
         let loop = group.loops[0]
         // Bind and close a listener to get a port nobody listens on.
         let port = try loop.runBlocking { () throws(SocketError) -> UInt16 in
-            let listener = try loop.listen(on: SocketAddress("127.0.0.1:0")) { _ in EchoHandler() }
+            let listener = try loop.listen(on: SocketAddress("127.0.0.1:0")) { $0.start(handler: EchoHandler()) }
             defer { listener.close() }
             return listener.address.port
         }
@@ -105,7 +105,7 @@ final class EchoClient: ConnectionHandler {
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { _ in EchoHandler() }
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { $0.start(handler: EchoHandler()) }
         defer { listener.close() }
         let outcome = Outcome<String>()
         let port = listener.address.port
@@ -163,7 +163,7 @@ final class EchoClient: ConnectionHandler {
     @Test func ipv6LoopbackAndHalfClose() throws {
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
-        let listener = try group.listen(on: SocketAddress("[::1]:0")) { _ in EchoHandler() }
+        let listener = try group.listen(on: SocketAddress("[::1]:0")) { $0.start(handler: EchoHandler()) }
         defer { listener.close() }
         #expect(listener.address.description.hasPrefix("[::1]:"))
         // A blocking peer sends, half-closes, and must still read the full echo and then EOF.
