@@ -1,0 +1,16 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Benchmarks live in their own package so the main package's test build stays lean.
+let package = Package(
+    name: "RemoteDialerBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [.package(name: "RemoteDialer", path: "..")],
+    targets: [
+        .executableTarget(
+            name: "reactor-relay-bench",
+            dependencies: [.product(name: "Reactor", package: "RemoteDialer")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
