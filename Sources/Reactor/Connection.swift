@@ -5,7 +5,7 @@ import Glibc
 /// queue, and read interest that the owner (or back-pressure from elsewhere) can switch off.
 ///
 /// Loop-confined: every method must be called on `loop`'s thread.
-public final class Connection: IOEventHandler {
+public final class Connection: ByteStream, IOEventHandler {
     private enum State { case idle, open, closed }
 
     public let loop: EventLoop
@@ -15,7 +15,7 @@ public final class Connection: IOEventHandler {
     public let localAddress: SocketAddress?
     private var fd: Int32
     private var state: State = .idle
-    private var handler: ConnectionHandler?
+    private var handler: (any StreamHandler)?
     private var readBuffer: RingBuffer
     private var writeQueue: WriteQueue
     private var readingPaused = false
@@ -45,7 +45,7 @@ public final class Connection: IOEventHandler {
     }
 
     /// Registers with the loop and starts delivering events to `handler`.
-    public func start(handler: ConnectionHandler) {
+    public func start(handler: any StreamHandler) {
         loop.assertInLoop()
         precondition(state == .idle, "Connection started twice")
         self.handler = handler
@@ -137,7 +137,7 @@ public final class Connection: IOEventHandler {
             case .success(0?):
                 readEOF = true
                 updateInterest()
-                handler?.connectionDidReadEOF(self)
+                handler?.streamDidReadEOF(self)
                 return
             case .success(let n?):
                 deliverBufferedBytes()
@@ -150,7 +150,7 @@ public final class Connection: IOEventHandler {
 
     private func deliverBufferedBytes() {
         guard let handler else { return }
-        handler.connectionDidRead(self, &readBuffer)
+        handler.streamDidRead(self, &readBuffer)
         if state == .open && readBuffer.writableBytes == 0 && readBuffer.capacity >= readBuffer.maximumCapacity {
             readBufferFull = true
             updateInterest()
@@ -178,11 +178,6 @@ public final class Connection: IOEventHandler {
     /// Writes `bytes` now if the socket takes them, queueing (copying) only what it does not.
     /// Returns false if the connection is closed or its write side shut down; a write past the
     /// queue's hard limit closes the connection with `.writeQueueFull`.
-    @discardableResult
-    public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        write(bytes, UnsafeRawBufferPointer(start: nil, count: 0))
-    }
-
     /// Gathers two pieces (e.g. a frame header and its payload) into one system call.
     @discardableResult
     public func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
@@ -228,12 +223,6 @@ public final class Connection: IOEventHandler {
         return true
     }
 
-    @discardableResult
-    public func write(_ bytes: some Collection<UInt8>) -> Bool {
-        if let done = bytes.withContiguousStorageIfAvailable({ write(UnsafeRawBufferPointer($0)) }) { return done }
-        return Array(bytes).withUnsafeBytes { write($0) }
-    }
-
     private func enqueueUnwritten(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer, skipping written: Int) -> Bool {
         let total = first.count + second.count
         guard written < total else { return true }
@@ -272,7 +261,7 @@ public final class Connection: IOEventHandler {
 
     private func notifyWritabilityChange() {
         if let isWritable = writeQueue.writabilityChange() {
-            handler?.connectionWritabilityDidChange(self, isWritable: isWritable)
+            handler?.streamWritabilityDidChange(self, isWritable: isWritable)
         }
     }
 
@@ -305,7 +294,7 @@ public final class Connection: IOEventHandler {
     }
 
     /// Closes with `error` (delivered to the handler).
-    public func close(error: SocketError) {
+    public func close(error: any Error) {
         teardown(error: error)
     }
 
@@ -317,7 +306,7 @@ public final class Connection: IOEventHandler {
         teardown(error: SocketError(.closed, operation: "shutdown"))
     }
 
-    private func teardown(error: SocketError?) {
+    private func teardown(error: (any Error)?) {
         loop.assertInLoop()
         guard state != .closed else { return }
         state = .closed
@@ -330,7 +319,7 @@ public final class Connection: IOEventHandler {
             readBuffer.discardAll()
             let handler = self.handler
             self.handler = nil  // breaks the usual handler ↔ connection cycle
-            handler?.connectionDidClose(self, error: error)
+            handler?.streamDidClose(self, error: error)
         }
     }
 }

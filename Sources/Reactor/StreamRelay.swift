@@ -1,4 +1,4 @@
-/// Splices two connections of one loop together, both ways, with back-pressure: bytes read from
+/// Splices two streams of one loop together, both ways, with back-pressure: bytes read from
 /// one side are written to the other straight from the read ring, and a side whose peer's write
 /// queue is above its high watermark stops being read until that queue drains. Half-closes are
 /// passed on; the relay ends when both directions have ended or either side fails.
@@ -11,39 +11,39 @@ public final class StreamRelay {
         public var maxQueued = 0
     }
 
-    private final class Side: ConnectionHandler {
+    private final class Side: StreamHandler {
         /// Strong: the connections own their sides, the sides keep the relay alive until it ends.
         let relay: StreamRelay
         let isA: Bool
         var eof = false
         init(relay: StreamRelay, isA: Bool) { self.relay = relay; self.isA = isA }
 
-        func connectionDidRead(_ connection: Connection, _ buffer: inout RingBuffer) {
-            relay.forward(from: connection, isA: isA, &buffer)
+        func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+            relay.forward(from: stream, isA: isA, &buffer)
         }
-        func connectionDidReadEOF(_ connection: Connection) {
+        func streamDidReadEOF(_ stream: any ByteStream) {
             eof = true
             relay.peer(of: isA).shutdownWrite()
             relay.finishIfDone()
         }
-        func connectionWritabilityDidChange(_ connection: Connection, isWritable: Bool) {
-            if isWritable { relay.connection(isA: !isA).resumeReading() }
+        func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) {
+            if isWritable { relay.stream(isA: !isA).resumeReading() }
         }
-        func connectionDidClose(_ connection: Connection, error: SocketError?) {
+        func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {
             relay.closed(error: error)
         }
     }
 
-    public let a: Connection
-    public let b: Connection
+    public let a: any ByteStream
+    public let b: any ByteStream
     public private(set) var statistics = Statistics()
     private var sides: [Side] = []
-    private var onFinish: ((SocketError?) -> Void)?
+    private var onFinish: (((any Error)?) -> Void)?
 
-    /// Starts relaying between two not-yet-started connections of the same loop.
+    /// Starts relaying between two not-yet-started streams of the same loop.
     /// `onFinish` runs once, with the first error if either side failed.
-    public init(_ a: Connection, _ b: Connection, onFinish: @escaping (SocketError?) -> Void = { _ in }) {
-        precondition(a.loop === b.loop, "StreamRelay needs both connections on one loop")
+    public init(_ a: any ByteStream, _ b: any ByteStream, onFinish: @escaping ((any Error)?) -> Void = { _ in }) {
+        precondition(a.loop === b.loop, "StreamRelay needs both streams on one loop")
         self.a = a
         self.b = b
         self.onFinish = onFinish
@@ -52,16 +52,18 @@ public final class StreamRelay {
         b.start(handler: sides[1])
     }
 
-    private func connection(isA: Bool) -> Connection { isA ? a : b }
-    private func peer(of isA: Bool) -> Connection { isA ? b : a }
+    private func stream(isA: Bool) -> any ByteStream { isA ? a : b }
+    private func peer(of isA: Bool) -> any ByteStream { isA ? b : a }
 
-    private func forward(from source: Connection, isA: Bool, _ buffer: inout RingBuffer) {
+    private func forward(from source: any ByteStream, isA: Bool, _ buffer: inout RingBuffer) {
         let destination = peer(of: isA)
         let count = buffer.readableBytes
         buffer.withReadableRegions { first, second in _ = destination.write(first, second) }
         buffer.consume(count)
         if isA { statistics.bytes.aToB += count } else { statistics.bytes.bToA += count }
-        statistics.maxQueued = max(statistics.maxQueued, destination.queuedWriteBytes)
+        if let connection = destination as? Connection {
+            statistics.maxQueued = max(statistics.maxQueued, connection.queuedWriteBytes)
+        }
         if !destination.isWritable {
             source.pauseReading()
             statistics.pauses += 1
@@ -75,7 +77,7 @@ public final class StreamRelay {
         }
     }
 
-    private func closed(error: SocketError?) {
+    private func closed(error: (any Error)?) {
         // One side gone means the relay is over: the other goes too (after flushing, if clean).
         if error != nil {
             a.close()

@@ -8,23 +8,23 @@ let clientCount = 8
 let bytesPerClient = 64 << 20
 
 /// Echoes, pausing its own reads while its write queue is full.
-final class Echo: ConnectionHandler {
-    func connectionDidRead(_ connection: Connection, _ buffer: inout RingBuffer) {
+final class Echo: StreamHandler {
+    func streamDidRead(_ connection: any ByteStream, _ buffer: inout RingBuffer) {
         buffer.withReadableRegions { a, b in _ = connection.write(a, b) }
         buffer.consume(buffer.readableBytes)
         if !connection.isWritable { connection.pauseReading() }
     }
-    func connectionWritabilityDidChange(_ connection: Connection, isWritable: Bool) {
+    func streamWritabilityDidChange(_ connection: any ByteStream, isWritable: Bool) {
         if isWritable { connection.resumeReading() }
     }
-    func connectionDidReadEOF(_ connection: Connection) { connection.closeAfterFlush() }
-    func connectionDidClose(_ connection: Connection, error: SocketError?) {}
+    func streamDidReadEOF(_ connection: any ByteStream) { connection.closeAfterFlush() }
+    func streamDidClose(_ connection: any ByteStream, error: (any Error)?) {}
 }
 
 /// Byte `i` of every client's stream; cheap to generate and to check.
 @inline(__always) func patternByte(_ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: i &* 131 &+ (i >> 11)) }
 
-final class Client: ConnectionHandler {
+final class Client: StreamHandler {
     let index: Int
     let finished: (Int, String?) -> Void
     var sent = 0
@@ -36,7 +36,7 @@ final class Client: ConnectionHandler {
         self.finished = finished
     }
 
-    func pump(_ connection: Connection) {
+    func pump(_ connection: any ByteStream) {
         while sent < bytesPerClient && connection.isWritable {
             let n = min(chunk.count, bytesPerClient - sent)
             for i in 0..<n { chunk[i] = patternByte(sent + i) }
@@ -45,7 +45,7 @@ final class Client: ConnectionHandler {
         }
     }
 
-    func connectionDidRead(_ connection: Connection, _ buffer: inout RingBuffer) {
+    func streamDidRead(_ connection: any ByteStream, _ buffer: inout RingBuffer) {
         let mismatch = buffer.withReadableRegions { a, b -> Int? in
             for region in [a, b] {
                 for byte in region {
@@ -65,10 +65,10 @@ final class Client: ConnectionHandler {
             finished(index, nil)
         }
     }
-    func connectionWritabilityDidChange(_ connection: Connection, isWritable: Bool) {
+    func streamWritabilityDidChange(_ connection: any ByteStream, isWritable: Bool) {
         if isWritable { pump(connection) }
     }
-    func connectionDidClose(_ connection: Connection, error: SocketError?) {
+    func streamDidClose(_ connection: any ByteStream, error: (any Error)?) {
         if let error { finished(index, "\(error)") }
     }
 }

@@ -62,7 +62,7 @@ import Testing
         let sentSum = Outcome<[UInt64]>()
         let producerDone = spawnThread {
             let fd = blockingConnect(port: relayPort)
-            var stream = ByteStream(seed: 7)
+            var stream = RandomBytes(seed: 7)
             var sum = StreamChecksum()
             var chunk = [UInt8](repeating: 0, count: 256 * 1024)
             var sent = 0

@@ -4,9 +4,9 @@ import Testing
 @testable import Reactor
 
 /// Sends `total` deterministic bytes, respecting writability, and checksums what comes back.
-final class EchoClient: ConnectionHandler {
+final class EchoClient: StreamHandler {
     let total: Int
-    private var stream = ByteStream(seed: 42)
+    private var stream = RandomBytes(seed: 42)
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
     private var sent = 0
     private(set) var sentSum = StreamChecksum()
@@ -18,7 +18,7 @@ final class EchoClient: ConnectionHandler {
         self.outcome = outcome
     }
 
-    func pump(_ connection: Connection) {
+    func pump(_ connection: any ByteStream) {
         while sent < total && connection.isWritable {
             let n = min(chunk.count, total - sent)
             chunk.withUnsafeMutableBytes { raw in
@@ -31,7 +31,7 @@ final class EchoClient: ConnectionHandler {
         }
     }
 
-    func connectionDidRead(_ connection: Connection, _ buffer: inout RingBuffer) {
+    func streamDidRead(_ connection: any ByteStream, _ buffer: inout RingBuffer) {
         buffer.withReadableRegions { a, b in
             receivedSum.update(a)
             receivedSum.update(b)
@@ -43,12 +43,12 @@ final class EchoClient: ConnectionHandler {
         }
     }
 
-    func connectionWritabilityDidChange(_ connection: Connection, isWritable: Bool) {
+    func streamWritabilityDidChange(_ connection: any ByteStream, isWritable: Bool) {
         if isWritable { pump(connection) }
     }
 
-    func connectionDidClose(_ connection: Connection, error: SocketError?) {
-        if let error { outcome.set(.failure(error)) }
+    func streamDidClose(_ connection: any ByteStream, error: (any Error)?) {
+        if let error { outcome.set(.failure(error as! SocketError)) }
     }
 }
 

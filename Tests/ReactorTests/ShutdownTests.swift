@@ -4,12 +4,12 @@ import Testing
 @testable import Reactor
 
 /// Counts closes seen by handlers (on loop threads).
-final class CloseCounter: ConnectionHandler, @unchecked Sendable {  // counter guarded by `lock`
+final class CloseCounter: StreamHandler, @unchecked Sendable {  // counter guarded by `lock`
     private let lock = PThreadLock()
     private var closes: [String] = []
-    func connectionDidRead(_ connection: Connection, _ buffer: inout RingBuffer) { buffer.consume(buffer.readableBytes) }
-    func connectionDidClose(_ connection: Connection, error: SocketError?) {
-        lock.withLock { closes.append(error?.description ?? "nil") }
+    func streamDidRead(_ connection: any ByteStream, _ buffer: inout RingBuffer) { buffer.consume(buffer.readableBytes) }
+    func streamDidClose(_ connection: any ByteStream, error: (any Error)?) {
+        lock.withLock { closes.append(error.map { "\($0)" } ?? "nil") }
     }
     var seen: [String] { lock.withLock { closes } }
 }

@@ -47,7 +47,7 @@ struct StreamChecksum: Equatable {
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), filled a word at a time.
-struct ByteStream {
+struct RandomBytes {
     private var state: UInt64
 
     init(seed: UInt64) { state = seed | 1 }
@@ -112,19 +112,19 @@ final class PThreadLock: @unchecked Sendable {  // the mutex itself is the synch
 }
 
 /// Echoes everything back, pausing its own reading while its write queue is above the watermark.
-final class EchoHandler: ConnectionHandler {
-    func connectionDidRead(_ connection: Connection, _ buffer: inout RingBuffer) {
+final class EchoHandler: StreamHandler {
+    func streamDidRead(_ connection: any ByteStream, _ buffer: inout RingBuffer) {
         buffer.withReadableRegions { a, b in _ = connection.write(a, b) }
         buffer.consume(buffer.readableBytes)
         if !connection.isWritable { connection.pauseReading() }
     }
 
-    func connectionWritabilityDidChange(_ connection: Connection, isWritable: Bool) {
+    func streamWritabilityDidChange(_ connection: any ByteStream, isWritable: Bool) {
         if isWritable { connection.resumeReading() }
     }
 
-    func connectionDidReadEOF(_ connection: Connection) { connection.closeAfterFlush() }
-    func connectionDidClose(_ connection: Connection, error: SocketError?) {}
+    func streamDidReadEOF(_ connection: any ByteStream) { connection.closeAfterFlush() }
+    func streamDidClose(_ connection: any ByteStream, error: (any Error)?) {}
 }
 
 /// Blocking loopback client socket for tests that need a peer outside the reactor.
