@@ -105,11 +105,9 @@ public final class Connection: ByteStream, IOEventHandler {
                 let code = Syscall.pendingError(fd)
                 if code != 0 { return fail(.errno("read", code)) }
             }
-            if readingPaused || readBufferFull || readEOF {
-                // HUP while not reading: nothing more will ever arrive or be accepted.
-                if events & EPOLLHUP.rawValue != 0 && events & EPOLLIN.rawValue == 0 { fail(.init(.system(ECONNRESET), operation: "read")) }
-                return
-            }
+            // Not reading (paused, or EOF seen): a hang-up here leaves any unread bytes in the
+            // kernel for when reading resumes; a failed write will report the error.
+            if readingPaused || readBufferFull || readEOF { return }
             readFromSocket()
         }
     }
@@ -254,7 +252,8 @@ public final class Connection: ByteStream, IOEventHandler {
         }
         updateInterest()
         notifyWritabilityChange()
-        guard state == .open else { return }
+        // The writability callback may have queued more: finish only on a really empty queue.
+        guard state == .open, writeQueue.isEmpty else { return }
         if closeAfterFlushRequested { return close() }
         if shutdownWriteRequested { shutdownWriteNow() }
     }
@@ -288,7 +287,7 @@ public final class Connection: ByteStream, IOEventHandler {
         if writeQueue.isEmpty || state == .idle { close() } else { closeAfterFlushRequested = true }
     }
 
-    /// Closes now, dropping anything queued. The handler hears `connectionDidClose(nil)` soon after.
+    /// Closes now, dropping anything queued. The handler hears `streamDidClose(error: nil)` soon after.
     public func close() {
         teardown(error: nil)
     }

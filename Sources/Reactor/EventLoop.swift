@@ -46,6 +46,9 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
         var generation: UInt32 = 0
         var fd: Int32 = -1
         var interest: UInt32 = 0
+        /// Whether the fd is in the epoll set: an fd with no interest is removed, because epoll
+        /// reports EPOLLHUP/EPOLLERR whatever the mask, which would spin a paused socket.
+        var inEpoll = false
         var handler: IOEventHandler?
     }
 
@@ -165,25 +168,32 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
             slots.append(Slot())
         }
         let id = SocketID(slot: slot, generation: slots[Int(slot)].generation)
-        var event = epoll_event(events: interest.rawValue, data: epoll_data_t(u64: id.epollData))
-        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
-            let error = SocketError.errno("epoll_ctl")
-            freeSlots.append(slot)
-            throw error
+        if !interest.isEmpty {
+            var event = epoll_event(events: interest.rawValue, data: epoll_data_t(u64: id.epollData))
+            guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+                let error = SocketError.errno("epoll_ctl")
+                freeSlots.append(slot)
+                throw error
+            }
         }
         slots[Int(slot)].fd = fd
         slots[Int(slot)].interest = interest.rawValue
+        slots[Int(slot)].inEpoll = !interest.isEmpty
         slots[Int(slot)].handler = handler
         return id
     }
 
-    /// Changes a registration's interest; a no-op for a stale id or unchanged bits.
+    /// Changes a registration's interest; a no-op for a stale id or unchanged bits. An empty
+    /// interest takes the fd out of the epoll set until interest returns.
     public func setInterest(_ id: SocketID, _ interest: Interest) {
         assertInLoop()
         guard isLive(id), slots[Int(id.slot)].interest != interest.rawValue else { return }
+        let fd = slots[Int(id.slot)].fd
         var event = epoll_event(events: interest.rawValue, data: epoll_data_t(u64: id.epollData))
-        if epoll_ctl(epollFD, EPOLL_CTL_MOD, slots[Int(id.slot)].fd, &event) == 0 {
+        let operation = interest.isEmpty ? EPOLL_CTL_DEL : slots[Int(id.slot)].inEpoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD
+        if epoll_ctl(epollFD, operation, fd, &event) == 0 {
             slots[Int(id.slot)].interest = interest.rawValue
+            slots[Int(id.slot)].inEpoll = !interest.isEmpty
         }
     }
 
@@ -192,8 +202,10 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
     public func deregister(_ id: SocketID) {
         assertInLoop()
         guard isLive(id) else { return }
-        var unused = epoll_event()
-        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, slots[Int(id.slot)].fd, &unused)
+        if slots[Int(id.slot)].inEpoll {
+            var unused = epoll_event()
+            _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, slots[Int(id.slot)].fd, &unused)
+        }
         slots[Int(id.slot)] = Slot(generation: id.generation &+ 1)
         freeSlots.append(id.slot)
     }

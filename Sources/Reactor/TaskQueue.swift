@@ -2,11 +2,10 @@ import CSystem
 import Glibc
 
 /// The only door into a loop from other threads: a multi-producer, single-consumer queue of
-/// closures guarded by a pthread mutex (clean under ThreadSanitizer, unlike Synchronization.Mutex
-/// here), plus an eventfd that wakes the loop's epoll_wait. Producers write the eventfd only when
+/// closures guarded by a `Lock`, plus an eventfd that wakes the loop's epoll_wait. Producers write the eventfd only when
 /// no wake-up is already pending, so a burst of submissions costs one write(2).
-final class TaskQueue: @unchecked Sendable {  // state is guarded by `mutex`; the eventfd is immutable
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+final class TaskQueue: @unchecked Sendable {  // state is guarded by `lock`; the eventfd is immutable
+    private let lock = Lock()
     private var pending: [@Sendable () -> Void] = []
     private var wakeupPending = false
     private var isClosed = false
@@ -16,51 +15,44 @@ final class TaskQueue: @unchecked Sendable {  // state is guarded by `mutex`; th
         let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard fd >= 0 else { throw .errno("eventfd") }
         eventFD = fd
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
     }
 
     deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
         if !isClosed { Glibc.close(eventFD) }
     }
 
     /// Queues `task`; after `close()` the task is dropped (the loop is gone).
     func push(_ task: @escaping @Sendable () -> Void) {
-        pthread_mutex_lock(mutex)
-        guard !isClosed else {
-            pthread_mutex_unlock(mutex)
-            return
+        lock.withLock {
+            guard !isClosed else { return }
+            pending.append(task)
+            // The eventfd is written under the lock so `close()` can never close it in between.
+            if !wakeupPending {
+                wakeupPending = true
+                var one: UInt64 = 1
+                _ = Glibc.write(eventFD, &one, 8)
+            }
         }
-        pending.append(task)
-        // The eventfd is written under the lock so `close()` can never close it in between.
-        if !wakeupPending {
-            wakeupPending = true
-            var one: UInt64 = 1
-            _ = Glibc.write(eventFD, &one, 8)
-        }
-        pthread_mutex_unlock(mutex)
     }
 
     /// Drops everything queued and refuses new tasks; closes the eventfd.
     func close() {
-        pthread_mutex_lock(mutex)
-        isClosed = true
-        pending.removeAll()
-        Glibc.close(eventFD)
-        pthread_mutex_unlock(mutex)
+        lock.withLock {
+            isClosed = true
+            pending.removeAll()
+            Glibc.close(eventFD)
+        }
     }
 
     /// Takes every queued task; called by the loop after its eventfd fired.
     func drain() -> [@Sendable () -> Void] {
         var counter: UInt64 = 0
         _ = Glibc.read(eventFD, &counter, 8)
-        pthread_mutex_lock(mutex)
-        let tasks = pending
-        pending.removeAll(keepingCapacity: true)
-        wakeupPending = false
-        pthread_mutex_unlock(mutex)
-        return tasks
+        return lock.withLock {
+            let tasks = pending
+            pending.removeAll(keepingCapacity: true)
+            wakeupPending = false
+            return tasks
+        }
     }
 }
