@@ -185,3 +185,54 @@ final class EchoClient: StreamHandler {
         #expect(received == message)
     }
 }
+
+/// Writes until the connection fails, recording the error.
+final class WriteUntilFailure: StreamHandler {
+    let outcome: Outcome<String>
+    let chunk = [UInt8](repeating: 1, count: 64 * 1024)
+    init(outcome: Outcome<String>) { self.outcome = outcome }
+    func pump(_ stream: any ByteStream) {
+        while stream.isOpen && stream.isWritable { stream.write(chunk) }
+    }
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) { buffer.consume(buffer.readableBytes) }
+    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { pump(stream) } }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { outcome.set(error.map { "\($0)" } ?? "nil") }
+}
+
+@Suite(.serialized) struct PeerFailureTests {
+    /// A peer that resets the connection mid-transfer surfaces as an error value on the writer;
+    /// SIGPIPE never fires (the process would die) and the loop keeps serving.
+    @Test func resetByPeerIsAnErrorNotASignal() throws {
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let outcome = Outcome<String>()
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { connection in
+            let writer = WriteUntilFailure(outcome: outcome)
+            connection.start(handler: writer)
+            writer.pump(connection)
+        }
+        defer { listener.close() }
+        let fd = blockingConnect(port: listener.address.port)
+        usleep(50_000)  // let the writer fill the socket buffers
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)  // close with RST
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+        let error = try #require(outcome.wait(seconds: 10))
+        #expect(["write: connection reset by peer", "write: broken pipe", "read: connection reset by peer"].contains(error), "\(error)")
+        // The loop is still alive and serving.
+        #expect(loop.runBlocking { loop.inEventLoop })
+    }
+
+    @Test func scheduleFromAnotherThreadRunsOnTheLoopAfterTheDelay() throws {
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let fired = Outcome<(Bool, UInt64)>()
+        let start = MonotonicClock.now()
+        loop.schedule(after: .milliseconds(50)) { fired.set((loop.inEventLoop, MonotonicClock.now() - start)) }
+        let (onLoop, elapsed) = try #require(fired.wait(seconds: 10))
+        #expect(onLoop)
+        #expect(elapsed >= 50_000_000)
+    }
+}
