@@ -11,6 +11,10 @@ let package = Package(
             name: "reactor-relay-bench",
             dependencies: [.product(name: "Reactor", package: "RemoteDialer")]
         ),
+        .executableTarget(
+            name: "tunnel-bench",
+            dependencies: [.product(name: "Reactor", package: "RemoteDialer")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
