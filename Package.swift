@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "Tunnel", targets: ["Tunnel"]),
     ],
     dependencies: [],
     targets: [
@@ -15,6 +16,8 @@ let package = Package(
         .target(name: "Reactor", dependencies: ["CSystem"]),
         .executableTarget(name: "reactor-echo-demo", dependencies: ["Reactor"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
+        .target(name: "Tunnel", dependencies: ["Reactor"]),
+        .testTarget(name: "TunnelTests", dependencies: ["Tunnel"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,6 +10,9 @@ public protocol ByteStream: AnyObject {
     var isOpen: Bool { get }
     /// Starts delivering events to `handler`; nothing is read before.
     func start(handler: any StreamHandler)
+    /// Hands a started stream to another handler (a protocol upgrade, e.g. HTTP → WebSocket).
+    /// Bytes already buffered are offered to the new handler soon after, on the loop.
+    func replaceHandler(_ handler: any StreamHandler)
     /// Writes two pieces in order (either may be empty), copying only what cannot go out now.
     /// Returns false if the stream is closed or its write side shut down.
     @discardableResult

@@ -59,6 +59,18 @@ public final class Connection: ByteStream, IOEventHandler {
         }
     }
 
+    public func replaceHandler(_ handler: any StreamHandler) {
+        loop.assertInLoop()
+        precondition(state != .idle, "replaceHandler before start")
+        guard state == .open else { return }
+        self.handler = handler
+        if !readBuffer.isEmpty {
+            loop.runSoon { [self] in
+                if state == .open && !readingPaused && !readBuffer.isEmpty { deliverBufferedBytes() }
+            }
+        }
+    }
+
     public var isOpen: Bool { state == .open }
     /// False while the write queue is above its high watermark (until it drains below the low one).
     public var isWritable: Bool { writeQueue.isWritable }
