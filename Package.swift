@@ -13,7 +13,9 @@ let package = Package(
         .library(name: "WebSocket", targets: ["WebSocket"]),
         .library(name: "Tunnel", targets: ["Tunnel"]),
     ],
-    dependencies: [],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
     targets: [
         .target(name: "CSystem"),
         .target(name: "Reactor", dependencies: ["CSystem"]),
@@ -26,7 +28,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .target(name: "WebSocket", dependencies: ["Reactor", "HTTP", "TLS"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
-        .target(name: "Tunnel", dependencies: ["Reactor", "WebSocket"]),
+        .target(name: "Tunnel", dependencies: ["Reactor", "WebSocket", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TunnelTests", dependencies: ["Tunnel"]),
     ],
     swiftLanguageModes: [.v6]

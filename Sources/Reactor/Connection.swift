@@ -334,11 +334,3 @@ public final class Connection: ByteStream, IOEventHandler {
         }
     }
 }
-
-extension RingBuffer {
-    /// Drops everything readable and frees the storage.
-    mutating func discardAll() {
-        consume(readableBytes)
-        shrink(releaseWhenEmpty: true)
-    }
-}

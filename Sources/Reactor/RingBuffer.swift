@@ -195,3 +195,11 @@ public struct RingBuffer: ~Copyable {
         return written
     }
 }
+
+extension RingBuffer {
+    /// Drops everything readable and frees the storage.
+    public mutating func discardAll() {
+        consume(readableBytes)
+        shrink(releaseWhenEmpty: true)
+    }
+}

@@ -1,0 +1,255 @@
+import Reactor
+
+/// A connection multiplexed over a session, usable as any other `ByteStream` (so HTTP or TLS
+/// stack on it). Inbound Data goes one of two ways:
+/// - **piped** (`pipe(to:)`, what a dialled Connect uses): each Data piece is written straight
+///   from the WebSocket's read buffer to the target stream — no copy of ours on the way;
+/// - **handled** (`start(handler:)`): pieces are appended to this connection's read ring, which
+///   the handler parses in place like a socket's.
+/// Flow control (Pause/Resume, both directions) lives in FlowControl.swift.
+///
+/// Loop-confined: every member is used on the session's loop.
+public final class TunnelConnection: ByteStream {
+    enum Consumer {
+        /// Not started yet: inbound bytes wait in `inbound`.
+        case none
+        case handler(any StreamHandler)
+        case pipe(any ByteStream)
+    }
+
+    public let id: Int64
+    public let target: ConnectTarget
+    let session: TunnelSession
+    var consumer = Consumer.none
+    /// Inbound bytes no consumer has taken yet.
+    var inbound: RingBuffer
+    /// Outbound bytes written while the remote had us paused.
+    var pendingOutbound: RingBuffer
+    public internal(set) var isOpen = true
+    var readingPaused = false
+    var inboundEOF = false
+    var closeAfterFlushRequested = false
+    /// We told the remote Pause and have not yet told it Resume.
+    var sentPause = false
+    /// The remote told us Pause and has not yet told us Resume.
+    var remotePaused = false
+    /// Last writability reported to the handler.
+    var reportedWritable = true
+    public internal(set) var statistics = Statistics()
+    let createdAt = MonotonicClock.now()
+    /// Nanoseconds since the connection was registered.
+    var age: UInt64 { MonotonicClock.now() &- createdAt }
+
+    public struct Statistics: Sendable {
+        public var bytesReceived = 0
+        public var bytesSent = 0
+        public var pausesSent = 0
+        public var pausesReceived = 0
+    }
+
+    init(id: Int64, target: ConnectTarget, session: TunnelSession) {
+        self.id = id
+        self.target = target
+        self.session = session
+        let options = session.options
+        inbound = RingBuffer(minimumCapacity: 4096, maximumCapacity: options.maxBufferedInbound)
+        pendingOutbound = RingBuffer(minimumCapacity: 4096, maximumCapacity: options.maxBufferedInbound)
+    }
+
+    public var loop: EventLoop { session.loop }
+
+    // MARK: Consumers
+
+    public func start(handler: any StreamHandler) {
+        loop.assertInLoop()
+        guard case .none = consumer else { preconditionFailure("TunnelConnection started twice") }
+        consumer = .handler(handler)
+        if isOpen { offerInbound() }
+    }
+
+    public func replaceHandler(_ handler: any StreamHandler) {
+        loop.assertInLoop()
+        guard case .handler = consumer else { preconditionFailure("replaceHandler before start") }
+        consumer = .handler(handler)
+        if isOpen && !inbound.isEmpty { loop.runSoon { [self] in offerInbound() } }
+    }
+
+    /// Splices this connection with `stream` (not yet started) both ways, zero-copy inbound.
+    /// Both end together; errors travel to the remote as Error messages.
+    public func pipe(to stream: any ByteStream) {
+        loop.assertInLoop()
+        guard case .none = consumer else { preconditionFailure("TunnelConnection started twice") }
+        guard isOpen else { return stream.close() }
+        consumer = .pipe(stream)
+        stream.start(handler: PipeEnd(connection: self))
+        if !inbound.isEmpty {
+            let written = inbound.withReadableRegions { stream.write($0, $1) }
+            inbound.discardAll()
+            if !written { return }
+        }
+        if inboundEOF { return stream.closeAfterFlush() }
+        if remotePaused || !session.transportIsWritable { stream.pauseReading() }
+        updateInboundPressure()
+    }
+
+    // MARK: Inbound (from the session)
+
+    /// A piece of a Data message for this connection, borrowed from the WebSocket's buffer.
+    func receive(_ piece: UnsafeRawBufferPointer) {
+        guard isOpen, !inboundEOF else { return }
+        statistics.bytesReceived += piece.count
+        if case .pipe(let stream) = consumer, inbound.isEmpty {
+            stream.write(piece)  // the socket takes it, or its write queue copies what it cannot
+        } else if !inbound.append(piece) {
+            return fail(TunnelError.inboundBufferExceeded(limit: inbound.maximumCapacity), notifyRemote: true)
+        }
+        updateInboundPressure()
+        if case .handler = consumer, !readingPaused { offerInbound() }
+    }
+
+    /// The remote ended the connection: "EOF" is a clean end, anything else an error.
+    func receiveRemoteClose(_ text: String) {
+        guard isOpen else { return }
+        session.forget(self)
+        if text != "EOF" { return finish(error: TunnelError.remote(text), notifyRemote: false) }
+        inboundEOF = true
+        switch consumer {
+        case .pipe(let stream): stream.closeAfterFlush()
+        case .handler: if !readingPaused { offerInbound() }
+        case .none: break  // the consumer hears EOF once it starts
+        }
+    }
+
+    /// Hands buffered bytes (then EOF) to the handler.
+    func offerInbound() {
+        guard isOpen, case .handler(let handler) = consumer else { return }
+        if !inbound.isEmpty {
+            handler.streamDidRead(self, &inbound)
+            guard isOpen else { return }
+            updateInboundPressure()
+        }
+        if inboundEOF && inbound.isEmpty && !readingPaused {
+            handler.streamDidReadEOF(self)
+        }
+    }
+
+    // MARK: ByteStream writing
+
+    public var isWritable: Bool { isOpen && !remotePaused && pendingOutbound.isEmpty && session.transportIsWritable }
+
+    @discardableResult
+    public func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
+        loop.assertInLoop()
+        guard isOpen, !closeAfterFlushRequested else { return false }
+        if remotePaused || !pendingOutbound.isEmpty {
+            guard pendingOutbound.append(first), pendingOutbound.append(second) else {
+                fail(TunnelError.inboundBufferExceeded(limit: pendingOutbound.maximumCapacity), notifyRemote: true)
+                return false
+            }
+            return true
+        }
+        sendData(first)
+        sendData(second)
+        return true
+    }
+
+    func sendData(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        statistics.bytesSent += bytes.count
+        session.sendData(connID: id, bytes)
+    }
+
+    public func pauseReading() {
+        loop.assertInLoop()
+        readingPaused = true
+    }
+
+    public func resumeReading() {
+        loop.assertInLoop()
+        guard readingPaused else { return }
+        readingPaused = false
+        if isOpen && (!inbound.isEmpty || inboundEOF) { loop.runSoon { [self] in if !readingPaused { offerInbound() } } }
+    }
+
+    // MARK: Closing
+
+    /// There is no half-close on the wire: ends the connection once pending bytes are sent.
+    public func shutdownWrite() { closeAfterFlush() }
+
+    public func closeAfterFlush() {
+        loop.assertInLoop()
+        guard isOpen else { return }
+        if pendingOutbound.isEmpty { finish(error: nil, notifyRemote: true) } else { closeAfterFlushRequested = true }
+    }
+
+    public func close() {
+        loop.assertInLoop()
+        finish(error: nil, notifyRemote: true)
+    }
+
+    public func close(error: any Error) {
+        loop.assertInLoop()
+        finish(error: error, notifyRemote: true)
+    }
+
+    func fail(_ error: any Error, notifyRemote: Bool) {
+        finish(error: error, notifyRemote: notifyRemote)
+    }
+
+    /// Ends the connection once: tells the remote (Error "EOF" or the error's text) unless it
+    /// ended it, leaves the session's table, and tells the consumer.
+    func finish(error: (any Error)?, notifyRemote: Bool) {
+        guard isOpen else { return }
+        isOpen = false
+        session.forget(self)
+        if notifyRemote { session.sendError(connID: id, error.map { "\($0)" } ?? "EOF") }
+        pendingOutbound.discardAll()
+        // The inbound ring may be borrowed by a handler call on the stack: free it later.
+        loop.runSoon { [self] in inbound.discardAll() }
+        let consumer = self.consumer
+        self.consumer = .none
+        switch consumer {
+        case .none: break
+        case .pipe(let stream):
+            if let error { stream.close(error: error) } else { stream.closeAfterFlush() }
+        case .handler(let handler):
+            // Never re-entrantly from inside a call the handler made on us.
+            loop.runSoon { [self] in handler.streamDidClose(self, error: error) }
+        }
+    }
+
+    /// The session ended under this connection (no message can be sent any more).
+    func sessionDidEnd() {
+        finish(error: TunnelError.tunnelDisconnect, notifyRemote: false)
+    }
+}
+
+/// The target side of a piped connection: its bytes become Data messages, its end ends the
+/// tunnelled connection.
+final class PipeEnd: StreamHandler {
+    let connection: TunnelConnection
+
+    init(connection: TunnelConnection) { self.connection = connection }
+
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        guard connection.isOpen else { return buffer.consume(buffer.readableBytes) }
+        buffer.withReadableRegions { first, second in
+            connection.sendData(first)
+            connection.sendData(second)
+        }
+        buffer.consume(buffer.readableBytes)
+        if !connection.session.transportIsWritable || connection.remotePaused { stream.pauseReading() }
+    }
+
+    func streamDidReadEOF(_ stream: any ByteStream) {
+        connection.closeAfterFlush()
+    }
+
+    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) {
+        connection.updateInboundPressure()
+    }
+
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {
+        connection.finish(error: error, notifyRemote: true)
+    }
+}

@@ -1,0 +1,26 @@
+/// Every limit and period of a session, explicit and configurable. Defaults are the protocol's
+/// (PROTOCOL.md §1, §3) where it names one.
+public struct TunnelOptions: Sendable {
+    /// Send Pause when a connection's buffered inbound bytes exceed this.
+    public var pauseThreshold = 2 << 20
+    /// Send Resume when they drain below this.
+    public var resumeThreshold = 256 << 10
+    /// A connection buffering more than this (a sender ignoring Pause) is closed with an error.
+    public var maxBufferedInbound = 8 << 20
+    /// Largest Data payload we send in one message (Go sends up to 32 KiB).
+    public var maxDataPayload = 64 << 10
+    /// Connections one session may hold at once; a Connect or dial beyond it is refused.
+    public var maxConnections = 65_536
+    /// Client role: WebSocket ping period.
+    public var pingInterval: Duration = .seconds(5)
+    /// No ping or pong for this long ends the session.
+    public var idleTimeout: Duration = .seconds(60)
+    /// Client role: SyncConnections period.
+    public var syncInterval: Duration = .seconds(60)
+    /// Timeout of the default local dialer.
+    public var dialTimeout: Duration = .seconds(60)
+    /// Trace every message through the logger (like CATTLE_TUNNEL_DATA_DEBUG).
+    public var traceMessages = false
+
+    public init() {}
+}
