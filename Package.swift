@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "WebSocket", dependencies: ["Reactor", "HTTP", "TLS"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .target(name: "Tunnel", dependencies: ["Reactor", "WebSocket", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "TunnelTests", dependencies: ["Tunnel"]),
+        .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "HTTP", "WebSocket"]),
     ],
     swiftLanguageModes: [.v6]
 )

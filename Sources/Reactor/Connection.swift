@@ -64,10 +64,12 @@ public final class Connection: ByteStream, IOEventHandler {
         precondition(state != .idle, "replaceHandler before start")
         guard state == .open else { return }
         self.handler = handler
-        if !readBuffer.isEmpty {
-            loop.runSoon { [self] in
-                if state == .open && !readingPaused && !readBuffer.isEmpty { deliverBufferedBytes() }
-            }
+        offerBufferedBytesSoon()
+    }
+
+    private func offerBufferedBytesSoon() {
+        loop.runSoon { [self] in
+            if state == .open && !readingPaused && !readBuffer.isEmpty { deliverBufferedBytes() }
         }
     }
 
@@ -94,12 +96,9 @@ public final class Connection: ByteStream, IOEventHandler {
         readingPaused = false
         readBufferFull = false
         updateInterest()
-        // Bytes may be waiting in the ring from before the pause: offer them again.
-        if state == .open && !readBuffer.isEmpty {
-            loop.runSoon { [self] in
-                if state == .open && !readingPaused && !readBuffer.isEmpty { deliverBufferedBytes() }
-            }
-        }
+        // Bytes may be waiting in the ring from before the pause: offer them again. Checked
+        // later, not here: the ring may be lent to a handler call that is resuming us.
+        if state == .open { offerBufferedBytesSoon() }
     }
 
     private func updateInterest() {

@@ -45,6 +45,8 @@ public final class TunnelConnection: ByteStream {
         public var bytesSent = 0
         public var pausesSent = 0
         public var pausesReceived = 0
+        /// Most inbound bytes held at once (unconsumed by the handler, or piped but not yet taken).
+        public var maxBufferedInbound = 0
     }
 
     init(id: Int64, target: ConnectTarget, session: TunnelSession) {
@@ -103,6 +105,7 @@ public final class TunnelConnection: ByteStream {
         } else if !inbound.append(piece) {
             return fail(TunnelError.inboundBufferExceeded(limit: inbound.maximumCapacity), notifyRemote: true)
         }
+        statistics.maxBufferedInbound = max(statistics.maxBufferedInbound, inbound.readableBytes)
         updateInboundPressure()
         if case .handler = consumer, !readingPaused { offerInbound() }
     }

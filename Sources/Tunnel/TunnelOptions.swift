@@ -6,7 +6,9 @@ public struct TunnelOptions: Sendable {
     /// Send Resume when they drain below this.
     public var resumeThreshold = 256 << 10
     /// A connection buffering more than this (a sender ignoring Pause) is closed with an error.
-    public var maxBufferedInbound = 8 << 20
+    /// Bytes already in flight when Pause goes out still arrive: on loopback we measured up to
+    /// ~12 MiB (kernel socket buffers plus the WebSocket queue) on top of the pause threshold.
+    public var maxBufferedInbound = 32 << 20
     /// Largest Data payload we send in one message (Go sends up to 32 KiB).
     public var maxDataPayload = 64 << 10
     /// Connections one session may hold at once; a Connect or dial beyond it is refused.
@@ -17,6 +19,9 @@ public struct TunnelOptions: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// Client role: SyncConnections period.
     public var syncInterval: Duration = .seconds(60)
+    /// SyncConnections spares connections younger than this: their Connect may have crossed the
+    /// list on the wire.
+    public var syncGrace: Duration = .seconds(5)
     /// Timeout of the default local dialer.
     public var dialTimeout: Duration = .seconds(60)
     /// Trace every message through the logger (like CATTLE_TUNNEL_DATA_DEBUG).

@@ -329,14 +329,12 @@ extension TunnelSession {
     /// SyncConnections: close (without telling the remote) connections it no longer has. Ones
     /// opened in the last few seconds may have crossed the list on the wire and are kept.
     private func closeStaleConnections(keeping live: Set<Int64>) {
-        let stale = connections.values.filter { !live.contains($0.id) && $0.age > Self.syncGrace }
+        let stale = connections.values.filter { !live.contains($0.id) && $0.age >= options.syncGrace.nanoseconds }
         for connection in stale {
             logger.debug("closing stale connection \(connection.id)")
             connection.fail(TunnelError.staleConnection, notifyRemote: false)
         }
     }
-
-    static let syncGrace: UInt64 = 5_000_000_000
 }
 
 extension Duration {

@@ -1,0 +1,137 @@
+import Reactor
+
+/// How a message's body is delimited (RFC 9112 §6).
+public enum HTTPBodyFraming: Equatable, Sendable {
+    case none
+    case length(Int)
+    case chunked
+    /// Responses only: the body runs until the connection closes.
+    case untilClose
+
+    public static func of(request head: HTTPRequestHead) throws(HTTPParseError) -> HTTPBodyFraming {
+        if let framing = try explicit(head.headers) { return framing }
+        return .none
+    }
+
+    public static func of(response head: HTTPResponseHead, requestMethod: String) throws(HTTPParseError) -> HTTPBodyFraming {
+        let code = head.status.code
+        if requestMethod == "HEAD" || code < 200 || code == 204 || code == 304 { return .none }
+        if let framing = try explicit(head.headers) { return framing }
+        return .untilClose
+    }
+
+    private static func explicit(_ headers: HTTPHeaders) throws(HTTPParseError) -> HTTPBodyFraming? {
+        let encodings = headers.values(for: "Transfer-Encoding")
+        if !encodings.isEmpty {
+            // Only "chunked" (possibly listed alone) is supported; it wins over Content-Length.
+            let tokens = encodings.flatMap { $0.split(separator: ",").map { $0.trimmingASCIISpaces().lowercased() } }
+            guard tokens == ["chunked"] else { throw .unsupportedTransferEncoding }
+            return .chunked
+        }
+        let lengths = Set(headers.values(for: "Content-Length").flatMap { $0.split(separator: ",").map { $0.trimmingASCIISpaces() } })
+        guard !lengths.isEmpty else { return nil }
+        guard lengths.count == 1, let text = lengths.first, !text.isEmpty, text.utf8.count <= 18,
+              text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let length = Int(text) else { throw .invalidContentLength }
+        return .length(length)
+    }
+}
+
+/// Streams a body out of a read ring as borrowed pieces, never assembling it.
+public struct HTTPBodyDecoder: Sendable {
+    private enum State: Sendable {
+        case remaining(Int)
+        case chunkSize
+        case chunkData(Int)
+        case chunkDataEnd
+        case trailers
+        case untilClose
+        case done
+    }
+
+    private var state: State
+    private let limits: HTTPLimits
+
+    public init(framing: HTTPBodyFraming, limits: HTTPLimits = HTTPLimits()) {
+        self.limits = limits
+        switch framing {
+        case .none: state = .done
+        case .length(let count): state = count == 0 ? .done : .remaining(count)
+        case .chunked: state = .chunkSize
+        case .untilClose: state = .untilClose
+        }
+    }
+
+    public var isComplete: Bool { if case .done = state { true } else { false } }
+
+    /// Hands over as much body as the ring holds (consuming it) and returns true once the body
+    /// is complete. Bytes after the body stay in the ring.
+    public mutating func decode(_ buffer: inout RingBuffer, _ onPiece: (UnsafeRawBufferPointer) -> Void) throws(HTTPParseError) -> Bool {
+        while true {
+            switch state {
+            case .done:
+                return true
+            case .untilClose:
+                deliver(&buffer, count: buffer.readableBytes, onPiece)
+                return false
+            case .remaining(let count):
+                let taken = deliver(&buffer, count: count, onPiece)
+                state = taken == count ? .done : .remaining(count - taken)
+                if taken < count { return false }
+            case .chunkData(let count):
+                let taken = deliver(&buffer, count: count, onPiece)
+                state = taken == count ? .chunkDataEnd : .chunkData(count - taken)
+                if taken < count { return false }
+            case .chunkSize:
+                guard let line = try takeLine(&buffer) else { return false }
+                // chunk-size [; extensions]
+                let sizeText = line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingASCIISpaces()
+                guard !sizeText.isEmpty, sizeText.utf8.count <= 15, let size = Int(sizeText, radix: 16) else { throw .malformedChunk }
+                state = size == 0 ? .trailers : .chunkData(size)
+            case .chunkDataEnd:
+                guard let line = try takeLine(&buffer) else { return false }
+                guard line.isEmpty else { throw .malformedChunk }
+                state = .chunkSize
+            case .trailers:
+                guard let line = try takeLine(&buffer) else { return false }
+                if line.isEmpty { state = .done }
+            }
+        }
+    }
+
+    /// The connection ended: fine for `untilClose`, a truncation otherwise.
+    public mutating func finishAtEOF() throws(HTTPParseError) {
+        switch state {
+        case .done: return
+        case .untilClose: state = .done
+        default: throw .bodyTruncated
+        }
+    }
+
+    @discardableResult
+    private func deliver(_ buffer: inout RingBuffer, count: Int, _ onPiece: (UnsafeRawBufferPointer) -> Void) -> Int {
+        let taken = min(count, buffer.readableBytes)
+        guard taken > 0 else { return 0 }
+        buffer.withReadableRegions { first, second in
+            let a = min(taken, first.count)
+            onPiece(UnsafeRawBufferPointer(rebasing: first[..<a]))
+            if taken > a { onPiece(UnsafeRawBufferPointer(rebasing: second[..<(taken - a)])) }
+        }
+        buffer.consume(taken)
+        return taken
+    }
+
+    private func takeLine(_ buffer: inout RingBuffer) throws(HTTPParseError) -> Substring? {
+        let available = buffer.readableBytes
+        var index = 0
+        while index < available && buffer.byte(at: index) != 10 { index += 1 }
+        guard index < available else {
+            if available > limits.maxChunkLineLength { throw .malformedChunk }
+            return nil
+        }
+        guard index <= limits.maxChunkLineLength else { throw .malformedChunk }
+        var bytes = buffer.bytes(from: 0, count: index)
+        buffer.consume(index + 1)
+        if bytes.last == 13 { bytes.removeLast() }
+        return Substring(String(decoding: bytes, as: UTF8.self))
+    }
+}

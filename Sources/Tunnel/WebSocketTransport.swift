@@ -1,0 +1,53 @@
+import Reactor
+import WebSocket
+
+/// The production transport: a session's messages as binary WebSocket messages.
+public final class WebSocketTransport: TunnelTransport, WebSocketHandler {
+    public let socket: WebSocketConnection
+    private weak var delegate: (any TunnelTransportDelegate)?
+    /// Set when the session ends the socket, so the close it triggers is not reported back as news.
+    private var closing = false
+
+    public init(socket: WebSocketConnection) { self.socket = socket }
+
+    public var loop: EventLoop { socket.loop }
+    public var isWritable: Bool { socket.isWritable }
+    public var lastReceivedAt: UInt64 { socket.lastReceivedAt }
+
+    public func start(delegate: any TunnelTransportDelegate) {
+        self.delegate = delegate
+        socket.start(handler: self)
+    }
+
+    public func sendMessage(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
+        socket.send(.binary, first, second)
+    }
+
+    public func sendPing() -> Bool { socket.sendPing() }
+
+    public func close(error: (any Error)?) {
+        guard !closing else { return }
+        closing = true
+        socket.close(code: .normalClosure, reason: error.map { "\($0)" } ?? "")
+    }
+
+    public func webSocket(_ socket: WebSocketConnection, didBeginMessage opcode: WebSocketOpcode) {
+        delegate?.transportDidBeginMessage(isBinary: opcode == .binary)
+    }
+
+    public func webSocket(_ socket: WebSocketConnection, didReceiveMessagePiece piece: UnsafeRawBufferPointer) {
+        delegate?.transportDidReceivePiece(piece)
+    }
+
+    public func webSocketDidEndMessage(_ socket: WebSocketConnection) {
+        delegate?.transportDidEndMessage()
+    }
+
+    public func webSocketWritabilityDidChange(_ socket: WebSocketConnection, isWritable: Bool) {
+        delegate?.transportWritabilityDidChange(isWritable: isWritable)
+    }
+
+    public func webSocketDidClose(_ socket: WebSocketConnection, error: (any Error)?) {
+        delegate?.transportDidClose(error: error)
+    }
+}

@@ -1,0 +1,64 @@
+import Reactor
+import TLS
+
+/// Builds frame headers on the stack and, for the client role, masks payload while copying it
+/// into a reusable send buffer (RFC 6455 requires client frames masked; that copy is the only
+/// one on the send path).
+struct FrameWriter {
+    let role: WebSocketRole
+    /// Reused across frames so masking does not allocate per message.
+    private var scratch: [UInt8] = []
+    static let maxHeaderLength = 14
+
+    init(role: WebSocketRole) { self.role = role }
+
+    /// Writes one frame whose payload is `first` then `second` to `stream`, gathered.
+    mutating func write(to stream: any ByteStream, opcode: WebSocketOpcode, fin: Bool,
+                        _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
+        let length = first.count + second.count
+        var header: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &header) { raw in
+            var count = 2
+            raw[0] = (fin ? 0x80 : 0) | opcode.rawValue
+            let maskBit: UInt8 = role == .client ? 0x80 : 0
+            if length < 126 {
+                raw[1] = maskBit | UInt8(length)
+            } else if length <= 0xFFFF {
+                raw[1] = maskBit | 126
+                raw[2] = UInt8(length >> 8)
+                raw[3] = UInt8(length & 0xFF)
+                count = 4
+            } else {
+                raw[1] = maskBit | 127
+                for index in 0..<8 { raw[2 + index] = UInt8((UInt64(length) >> (56 - 8 * UInt64(index))) & 0xFF) }
+                count = 10
+            }
+            if role == .client {
+                var key: UInt32 = 0
+                withUnsafeMutableBytes(of: &key) { Digest.randomBytes($0) }
+                for index in 0..<4 { raw[count + index] = UInt8((key >> (24 - 8 * UInt32(index))) & 0xFF) }
+                count += 4
+                let total = count + length
+                if scratch.count < total { scratch = [UInt8](repeating: 0, count: max(total, scratch.count * 2)) }
+                return scratch.withUnsafeMutableBytes { buffer in
+                    let base = buffer.baseAddress!
+                    base.copyMemory(from: raw.baseAddress!, byteCount: count)
+                    Masking.copy(first, to: base + count, key: key, offset: 0)
+                    Masking.copy(second, to: base + count + first.count, key: key, offset: first.count)
+                    return stream.write(UnsafeRawBufferPointer(start: base, count: total))
+                }
+            }
+            // Server: a small first piece (the tunnel's message header) joins the frame header so
+            // the frame goes out as two pieces in one gathered write.
+            if first.count <= 64 {
+                return withUnsafeTemporaryAllocation(byteCount: count + first.count, alignment: 8) { joined in
+                    joined.baseAddress!.copyMemory(from: raw.baseAddress!, byteCount: count)
+                    if first.count > 0 { (joined.baseAddress! + count).copyMemory(from: first.baseAddress!, byteCount: first.count) }
+                    return stream.write(UnsafeRawBufferPointer(joined), second)
+                }
+            }
+            return stream.write(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(raw)[..<count]), first)
+                && stream.write(second)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Dispatch
+import Glibc
+import HTTP
+import Reactor
+import Tunnel
+import WebSocket
+
+/// A server-role session and a client-role session joined by a real WebSocket over loopback
+/// TCP (HTTP upgrade included), on two loops, plus an echo server and a byte source on the
+/// client's side for connections to dial.
+final class TunnelFixture: @unchecked Sendable {  // fields are set before the semaphores signal, then used on their loops
+    let group: ReactorGroup
+    let serverLoop: EventLoop
+    let clientLoop: EventLoop
+    var serverSession: TunnelSession!
+    var clientSession: TunnelSession!
+    var echoAddress = ""
+    var sourceAddress = ""
+    var httpServer: HTTPServer!
+    private var listeners: [Listener] = []
+
+    init(serverOptions: TunnelOptions = TunnelOptions(), clientOptions: TunnelOptions = TunnelOptions(),
+         sourceBytes: Int = 64 << 20,
+         connectAuthorizer: @escaping ConnectAuthorizer = { _, _ in true }) throws {
+        group = try ReactorGroup(loopCount: 2, name: "tunnel-fixture")
+        serverLoop = group.next()
+        clientLoop = group.next()
+        let serverReady = DispatchSemaphore(value: 0)
+        let port = try serverLoop.runBlocking { [self] () throws(SocketError) -> UInt16 in
+            httpServer = HTTPServer(loop: serverLoop) { [self] exchange in
+                switch WebSocketHandshake.validate(request: exchange.head) {
+                case .failure(let refusal): exchange.respond(refusal.status, body: refusal.body)
+                case .success(let response):
+                    let socket = WebSocketConnection(stream: exchange.upgrade(response), role: .server)
+                    serverSession = TunnelSession(transport: WebSocketTransport(socket: socket), role: .server,
+                                                  clientKey: "test", options: serverOptions)
+                    serverSession.start()
+                    serverReady.signal()
+                }
+            }
+            return try httpServer.listen(on: SocketAddress(ipLiteral: "127.0.0.1", port: 0)!).port
+        }
+        try clientLoop.runBlocking { [self] () throws(SocketError) in
+            let echo = try clientLoop.listen(on: SocketAddress(ipLiteral: "127.0.0.1", port: 0)!) { $0.start(handler: EchoHandler()) }
+            let source = try clientLoop.listen(on: SocketAddress(ipLiteral: "127.0.0.1", port: 0)!) { connection in
+                let source = SourceHandler(total: sourceBytes)
+                connection.start(handler: source)
+                source.pump(connection)
+            }
+            listeners = [echo, source]
+            echoAddress = "127.0.0.1:\(echo.address.port)"
+            sourceAddress = "127.0.0.1:\(source.address.port)"
+            clientLoop.connect(to: SocketAddress(ipLiteral: "127.0.0.1", port: port)!) { [self] result in
+                guard case .success(let connection) = result else { fatalError("connect: \(result)") }
+                WebSocketClient.handshake(stream: connection, host: "127.0.0.1:\(port)", path: "/connect",
+                                          headers: [("X-Tunnel-ID", "test")]) { [self] result in
+                    guard case .success(let socket) = result else { fatalError("handshake: \(result)") }
+                    clientSession = TunnelSession(transport: WebSocketTransport(socket: socket), role: .client, clientKey: "test",
+                                                  options: clientOptions, connectAuthorizer: connectAuthorizer)
+                    clientSession.start()
+                }
+            }
+        }
+        serverReady.wait()
+    }
+
+    func shutdown() {
+        serverLoop.runBlocking { [self] in httpServer.close(); if serverSession.isOpen { serverSession.close() } }
+        clientLoop.runBlocking { [self] in for listener in listeners { listener.close() }; if clientSession?.isOpen == true { clientSession.close() } }
+        group.shutdown()
+    }
+}
+
+final class EchoHandler: StreamHandler {
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        buffer.withReadableRegions { a, b in _ = stream.write(a, b) }
+        buffer.consume(buffer.readableBytes)
+        if !stream.isWritable { stream.pauseReading() }
+    }
+    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { stream.resumeReading() } }
+    func streamDidReadEOF(_ stream: any ByteStream) { stream.closeAfterFlush() }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {}
+}
+
+/// Sends `total` bytes of pattern `i % 251` as fast as the socket takes them, then closes.
+final class SourceHandler: StreamHandler {
+    static let chunk: [UInt8] = (0..<(64 << 10)).map { UInt8($0 % 251) }
+    let total: Int
+    var sent = 0
+    init(total: Int) { self.total = total }
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        buffer.consume(buffer.readableBytes)
+        pump(stream)
+    }
+    func pump(_ stream: any ByteStream) {
+        while sent < total && stream.isWritable {
+            // The chunk is a multiple of 251 plus a remainder: keep the pattern continuous.
+            let offset = sent % 251
+            let count = min(total - sent, Self.chunk.count - 251)
+            Self.chunk.withUnsafeBytes { _ = stream.write(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
+            sent += count
+        }
+        if sent == total { stream.closeAfterFlush() }
+    }
+    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { pump(stream) } }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {}
+}
+
+/// Waits on a test thread for a loop to report.
+final class Signal<Value>: @unchecked Sendable {  // value written before signal(), read after wait()
+    private let semaphore = DispatchSemaphore(value: 0)
+    private(set) var value: Value?
+    func fulfil(_ value: Value) { self.value = value; semaphore.signal() }
+    func wait(seconds: Double = 60) -> Value? {
+        semaphore.wait(timeout: .now() + seconds) == .success ? value : nil
+    }
+}
+
+func openFileDescriptorCount() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var count = 0
+    while readdir(dir) != nil { count += 1 }
+    return count - 3
+}
