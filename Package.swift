@@ -12,9 +12,16 @@ let package = Package(
         .library(name: "HTTP", targets: ["HTTP"]),
         .library(name: "WebSocket", targets: ["WebSocket"]),
         .library(name: "Tunnel", targets: ["Tunnel"]),
+        .library(name: "RemoteDialer", targets: ["RemoteDialer"]),
+        .executable(name: "remotedialer-server", targets: ["remotedialer-server"]),
+        .executable(name: "remotedialer-client", targets: ["remotedialer-client"]),
+        .executable(name: "remotedialer-dummy", targets: ["remotedialer-dummy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .target(name: "CSystem"),
@@ -30,6 +37,16 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .target(name: "Tunnel", dependencies: ["Reactor", "WebSocket", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "HTTP", "WebSocket"]),
+        .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "Metrics", package: "swift-metrics")]),
+        .executableTarget(name: "remotedialer-server", dependencies: [
+            "RemoteDialer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Metrics", package: "swift-metrics")]),
+        .executableTarget(name: "remotedialer-client", dependencies: [
+            "RemoteDialer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "remotedialer-dummy", dependencies: [
+            "HTTP", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "RemoteDialerTests", dependencies: ["RemoteDialer", "Tunnel"]),
     ],
     swiftLanguageModes: [.v6]
 )

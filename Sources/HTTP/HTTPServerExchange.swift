@@ -25,6 +25,8 @@ public final class HTTPServerExchange {
     }
 
     public var loop: EventLoop { connection.stream.loop }
+    /// The underlying stream, e.g. to cut a response short after an upstream failure.
+    public var connectionStream: any ByteStream { connection.stream }
     public var isWritable: Bool { connection.stream.isWritable }
     public var remoteAddress: SocketAddress? { (connection.stream as? Connection)?.remoteAddress }
 

@@ -227,6 +227,15 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
         shutDownRegistrations()
     }
 
+    /// Makes the calling thread the loop's thread, runs `setup` on it (listen, connect, watch
+    /// signals: loop-confined calls, no crossing threads), then runs the loop until `stop()`.
+    /// How a program's main thread becomes its loop.
+    public func run(setup: () throws -> Void) rethrows {
+        threadID = pthread_self()
+        try setup()
+        run()
+    }
+
     /// Marks the current thread as the loop's thread without running; `run()` does this itself.
     /// For the group starter, which must publish the id before anyone can submit work.
     func adoptCurrentThread() {

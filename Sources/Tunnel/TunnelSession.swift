@@ -28,6 +28,7 @@ public final class TunnelSession: TunnelTransportDelegate {
     /// Runs once when the session ends, with why (nil: closed locally without error).
     public var onClose: (((any Error)?) -> Void)?
     public private(set) var isOpen = true
+    public weak var observer: (any TunnelSessionObserver)?
     var logger: Logger
 
     var connections: [Int64: TunnelConnection] = [:]
@@ -81,12 +82,19 @@ public final class TunnelSession: TunnelTransportDelegate {
         nextConnID += 1
         let target = ConnectTarget(proto: proto, address: address)
         let connection = TunnelConnection(id: nextConnID, target: target, session: self)
-        connections[connection.id] = connection
+        register(connection)
         send(.connect, connID: connection.id, Array("\(proto)/\(address)".utf8))
         return connection
     }
 
     // MARK: Ending
+
+    /// Ends every connection cleanly (Error "EOF" to the remote), then the session.
+    public func closeGracefully() {
+        loop.assertInLoop()
+        for connection in Array(connections.values) { connection.close() }
+        close()
+    }
 
     /// Ends the session: every connection ends with "tunnel disconnect".
     public func close(error: (any Error)? = nil) {
@@ -110,22 +118,28 @@ public final class TunnelSession: TunnelTransportDelegate {
         if let error { logger.debug("session ended: \(error)") }
         for timer in timers { loop.cancelTimer(timer) }
         timers.removeAll()
-        let ending = connections.values
-        connections.removeAll()
-        for connection in ending { connection.sessionDidEnd() }
+        for connection in Array(connections.values) { connection.sessionDidEnd() }
         remoteClients.removeAll()
         let onClose = self.onClose
         self.onClose = nil
         onClose?(error)
     }
 
+    private func register(_ connection: TunnelConnection) {
+        connections[connection.id] = connection
+        observer?.session(self, didAddConnection: connection.target)
+    }
+
     func forget(_ connection: TunnelConnection) {
-        if connections[connection.id] === connection { connections[connection.id] = nil }
+        guard connections[connection.id] === connection else { return }
+        connections[connection.id] = nil
+        observer?.session(self, didRemoveConnection: connection.target)
     }
 
     // MARK: Sending
 
     func sendData(connID: Int64, _ bytes: UnsafeRawBufferPointer) {
+        observer?.session(self, didSendDataBytes: bytes.count)
         var offset = 0
         repeat {
             let count = min(options.maxDataPayload, bytes.count - offset)
@@ -184,7 +198,7 @@ public final class TunnelSession: TunnelTransportDelegate {
             begin(header)
             if used < piece.count { transportDidReceivePiece(UnsafeRawBufferPointer(rebasing: piece[used...])) }
         case .data(let connection):
-            if options.traceMessages { logger.debug("recv data piece \(piece.count) bytes") }
+            observer?.session(self, didReceiveDataBytes: piece.count)
             connection?.receive(piece)
         case .bounded(let header, var payload):
             inbound = .idle  // drop the copy held by the enum while appending
@@ -281,7 +295,7 @@ public final class TunnelSession: TunnelTransportDelegate {
         }
         connections[connID]?.sessionDidEnd()  // an id reused by the remote replaces the old one
         let connection = TunnelConnection(id: connID, target: target, session: self)
-        connections[connID] = connection
+        register(connection)
         dialer(target, loop) { [weak self] result in
             guard let self else { return }
             switch result {

@@ -1,0 +1,88 @@
+import HTTP
+import Reactor
+import Tunnel
+
+/// `/client/{id}/{scheme}/{host}[/{path...}]`: makes the request to `{scheme}://{host}/{path}`
+/// through client `{id}` and streams the answer back (status, headers, body; never buffered
+/// whole), bounded by `?timeout=<seconds>` (default 15) like the Go demo's HTTP client.
+public struct ClientRoute {
+    public static let prefix = "/client/"
+    /// Request and response headers that concern one hop only.
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+                                        "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]
+
+    let server: RemoteDialerServer
+
+    public init(server: RemoteDialerServer) { self.server = server }
+
+    public func handle(_ exchange: HTTPServerExchange) {
+        let parts = exchange.head.path.dropFirst(Self.prefix.count).split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count >= 3, !parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
+            return exchange.respond(.notFound, body: "404 page not found\n")
+        }
+        let clientKey = String(parts[0]), scheme = String(parts[1]), host = String(parts[2])
+        let path = parts.count > 3 ? String(parts[3]) : ""
+        let url = "\(scheme)://\(host)/\(path)"
+        let method = exchange.head.method
+        // Go's url.Error prefix: the method with only its first letter upper-case ("Get").
+        let operation = method.prefix(1).uppercased() + method.dropFirst().lowercased()
+        let fail = { (error: Any) in exchange.respond(.internalServerError, body: "\(operation) \"\(url)\": \(error)") }
+        guard scheme == "http" else {
+            return fail("unsupported protocol scheme \"\(scheme)\" (https needs the TLS module, not in this build)")
+        }
+        let timeout = exchange.head.queryParameter("timeout").flatMap { Int($0) }.map { Duration.seconds($0) } ?? .seconds(15)
+        let address = host.contains(":") ? host : "\(host):80"
+
+        let connection: TunnelConnection
+        do { connection = try server.dial(clientKey: clientKey, proto: "tcp", address: address) } catch { return fail(error) }
+
+        var request = HTTPRequestHead(method: method, target: "/" + path)
+        request.headers.add(name: "Host", value: host)
+        for field in exchange.head.headers where !Self.hopByHop.contains(field.name.lowercased()) && field.name.lowercased() != "expect" {
+            request.headers.add(name: field.name, value: field.value)
+        }
+        if exchange.head.headers.containsToken("chunked", in: "Transfer-Encoding") {
+            request.headers.add(name: "Transfer-Encoding", value: "chunked")
+        }
+        request.headers.add(name: "Connection", value: "close")
+
+        var timer: TimerID?
+        let loop = exchange.loop
+        let upstream = HTTPClientExchange(stream: connection, request: request) { event in
+            switch event {
+            case .head(let head):
+                var response = HTTPResponseHead(status: head.status)
+                for field in head.headers where !Self.hopByHop.contains(field.name.lowercased()) {
+                    response.headers.add(name: field.name, value: field.value)
+                }
+                exchange.writeHead(response)
+            case .bodyPiece(let piece):
+                exchange.writeBody(piece)
+                if !exchange.isWritable { connection.pauseReading() }
+            case .end:
+                if let timer { loop.cancelTimer(timer) }
+                exchange.end()
+            case .failure(let error):
+                if let timer { loop.cancelTimer(timer) }
+                if exchange.headWritten {
+                    // Mid-body: the only honest signal left is to cut the response short.
+                    if !exchange.ended { (exchange.connectionStream).close(error: error) }
+                } else if !exchange.ended {
+                    fail(error)
+                }
+            }
+        }
+        exchange.onWritable = { connection.resumeReading() }
+        exchange.onBodyPiece = { piece in
+            upstream.writeBody(piece)
+            if !upstream.isWritable { exchange.pauseBody() }
+        }
+        upstream.onWritable = { exchange.resumeBody() }
+        exchange.onBodyEnd = { upstream.endBody() }
+        if exchange.bodyComplete { upstream.endBody() }
+        exchange.onAbort = { _ in upstream.cancel(error: HTTPClientError.closedBeforeResponse) }
+        timer = loop.scheduleTimer(after: timeout) {
+            upstream.cancel(error: HTTPClientError.timeout)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import HTTP
+import Logging
+import Reactor
+import Tunnel
+import WebSocket
+
+public struct ServerOptions: Sendable {
+    public var tunnel = TunnelOptions()
+    public var webSocket = WebSocketOptions()
+    /// This server's id and token when it links to peers (HA).
+    public var peerID = ""
+    public var peerToken = ""
+    /// Period between attempts while a peer link is down (a random 0–20% is added).
+    public var peerRetryInterval: Duration = .seconds(5)
+    public init() {}
+}
+
+/// The tunnel server: authenticates WebSocket upgrades, keeps sessions by client key, dials
+/// through them, and links to peer servers. One loop owns it all (no locks on the data path);
+/// other threads reach it with `loop.execute`.
+public final class RemoteDialerServer {
+    public let loop: EventLoop
+    public let options: ServerOptions
+    public let sessions = SessionManager()
+    let authorizer: Authorizer
+    let metrics = ServerMetrics()
+    var logger = Logger(label: "remotedialer.server")
+    /// Configured peers by id: their tokens authenticate incoming peer sessions.
+    private var peerTokens: [String: String] = [:]
+    private var peerLinks: [String: PeerLink] = [:]
+    private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics)
+    private var closing = false
+
+    public init(loop: EventLoop, options: ServerOptions = ServerOptions(), authorizer: @escaping Authorizer = TunnelHeaders.clientIDAuthorizer) {
+        self.loop = loop
+        self.options = options
+        self.authorizer = authorizer
+        if options.tunnel.traceMessages { logger.logLevel = .debug }
+        sessions.onSessionAdded.append { [unowned self] key, sessionKey in
+            for link in peerLinks.values { link.announce(RemoteClient(clientKey: key, sessionKey: sessionKey), added: true) }
+        }
+        sessions.onSessionRemoved.append { [unowned self] key, sessionKey in
+            for link in peerLinks.values { link.announce(RemoteClient(clientKey: key, sessionKey: sessionKey), added: false) }
+        }
+    }
+
+    // MARK: The connect path
+
+    /// Serves a tunnel upgrade request: peer headers, else the application authorizer.
+    public func handleConnect(_ exchange: HTTPServerExchange) {
+        loop.assertInLoop()
+        guard !closing else { return exchange.respond(.serviceUnavailable, body: "server shutting down") }
+        let head = exchange.head
+        var clientKey: String
+        var peer = false
+        if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken],
+           !id.isEmpty, !token.isEmpty, peerTokens[id] == token {
+            clientKey = id
+            peer = true
+        } else {
+            let decision = authorizer(head)
+            if let error = decision.error { return exchange.respond(.badRequest, body: error) }
+            guard decision.authorized else { return exchange.respond(.unauthorized, body: "failed authentication") }
+            clientKey = decision.clientKey
+        }
+        let response: HTTPResponseHead
+        switch WebSocketHandshake.validate(request: head) {
+        case .failure(let refusal): return exchange.respond(refusal.status, body: refusal.body)
+        case .success(let accepted): response = accepted
+        }
+        let socket = WebSocketConnection(stream: exchange.upgrade(response), role: .server, options: options.webSocket)
+        let session = TunnelSession(transport: WebSocketTransport(socket: socket), role: .server, clientKey: clientKey,
+                                    options: options.tunnel, logger: logger)
+        session.observer = sessionObserver
+        session.onClose = { [weak self, unowned session] error in
+            guard let self else { return }
+            logger.info("session \(clientKey)/\(session.sessionKey) ended\(error.map { ": \($0)" } ?? "")")
+            sessions.remove(session, peer: peer)
+            metrics.sessionRemoved(clientKey: clientKey, peer: peer)
+        }
+        logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected")
+        sessions.add(session, peer: peer)
+        metrics.sessionAdded(clientKey: clientKey, peer: peer)
+        session.start()
+    }
+
+    // MARK: Dialing
+
+    /// A connection to `address`, dialled by client `clientKey` (directly or through a peer).
+    public func dial(clientKey: String, proto: String = "tcp", address: String) throws(DialError) -> TunnelConnection {
+        loop.assertInLoop()
+        return try sessions.dial(clientKey: clientKey, proto: proto, address: address)
+    }
+
+    public func hasSession(clientKey: String) -> Bool { sessions.hasSession(clientKey: clientKey) }
+    public func listClients() -> [String] { sessions.clientKeys }
+
+    // MARK: Peers
+
+    /// Links to peer `id` at `url` (its connect path); both sides must list each other with the
+    /// same token.
+    public func addPeer(id: String, token: String, url: String) throws(DialError) {
+        loop.assertInLoop()
+        let parsed = try WebSocketURL(url)
+        peerTokens[id] = token
+        peerLinks[id]?.stop()
+        let link = PeerLink(server: self, peerID: id, token: token, url: parsed)
+        peerLinks[id] = link
+        link.start()
+    }
+
+    public func removePeer(id: String) {
+        loop.assertInLoop()
+        peerTokens[id] = nil
+        peerLinks.removeValue(forKey: id)?.stop()
+    }
+
+    /// Every session we hold, for a new peer link to announce.
+    var announceableSessions: [(String, Int64)] { sessions.allSessions }
+
+    // MARK: Shutdown
+
+    /// Refuses new sessions, ends every connection with Error "EOF", closes sessions and links.
+    public func shutdown() {
+        loop.assertInLoop()
+        closing = true
+        for link in peerLinks.values { link.stop() }
+        peerLinks.removeAll()
+        for session in Array(sessions.clients.values.joined()) + Array(sessions.peers.values.joined()) {
+            session.closeGracefully()
+        }
+    }
+}

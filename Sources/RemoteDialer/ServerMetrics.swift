@@ -1,0 +1,65 @@
+import Metrics
+import Tunnel
+
+/// The Go library's counters (PROTOCOL.md §7) through swift-metrics; whichever backend the
+/// program bootstraps (Prometheus in the bundled server) exports them.
+final class ServerMetrics {
+    private struct ByteCounters {
+        let transmit: Counter
+        let receive: Counter
+    }
+
+    private var byteCounters: [String: ByteCounters] = [:]
+
+    func sessionAdded(clientKey: String, peer: Bool) {
+        Counter(label: "session_server_total_add_websocket_session", dimensions: [("clientkey", clientKey), ("peer", peer ? "true" : "false")]).increment()
+    }
+
+    func sessionRemoved(clientKey: String, peer: Bool) {
+        Counter(label: "session_server_total_remove_websocket_session", dimensions: [("clientkey", clientKey), ("peer", peer ? "true" : "false")]).increment()
+    }
+
+    func connectionAdded(clientKey: String, target: ConnectTarget) {
+        Counter(label: "session_server_total_add_connections", dimensions: [("clientkey", clientKey), ("proto", target.proto), ("addr", target.address)]).increment()
+    }
+
+    func connectionRemoved(clientKey: String, target: ConnectTarget) {
+        Counter(label: "session_server_total_remove_connections", dimensions: [("clientkey", clientKey), ("proto", target.proto), ("addr", target.address)]).increment()
+    }
+
+    func transmitted(clientKey: String, bytes: Int) { counters(clientKey).transmit.increment(by: bytes) }
+    func received(clientKey: String, bytes: Int) { counters(clientKey).receive.increment(by: bytes) }
+
+    func peer(_ event: String, peerID: String) {
+        Counter(label: "session_server_total_peer_ws_\(event)", dimensions: [("peer", peerID)]).increment()
+    }
+
+    /// Byte counters are hit per message: created once per client key.
+    private func counters(_ clientKey: String) -> ByteCounters {
+        if let counters = byteCounters[clientKey] { return counters }
+        let counters = ByteCounters(
+            transmit: Counter(label: "session_server_total_transmit_bytes", dimensions: [("clientkey", clientKey)]),
+            receive: Counter(label: "session_server_total_receive_bytes", dimensions: [("clientkey", clientKey)]))
+        byteCounters[clientKey] = counters
+        return counters
+    }
+}
+
+/// Routes one session's events to the server's counters.
+final class SessionMetricsObserver: TunnelSessionObserver {
+    let metrics: ServerMetrics
+    init(metrics: ServerMetrics) { self.metrics = metrics }
+
+    func session(_ session: TunnelSession, didAddConnection target: ConnectTarget) {
+        metrics.connectionAdded(clientKey: session.clientKey, target: target)
+    }
+    func session(_ session: TunnelSession, didRemoveConnection target: ConnectTarget) {
+        metrics.connectionRemoved(clientKey: session.clientKey, target: target)
+    }
+    func session(_ session: TunnelSession, didSendDataBytes count: Int) {
+        metrics.transmitted(clientKey: session.clientKey, bytes: count)
+    }
+    func session(_ session: TunnelSession, didReceiveDataBytes count: Int) {
+        metrics.received(clientKey: session.clientKey, bytes: count)
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Glibc
+import Logging
+import Reactor
+import RemoteDialer
+import Tunnel
+
+/// The bundled tunnel client; flags as the Go demo's (PROTOCOL.md §5), plus TLS and an allow list.
+struct ClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remotedialer-client",
+        abstract: "Reverse-tunnel client: connects out to the server and dials what the server asks for.")
+
+    @Option(name: [.customLong("connect", withSingleDash: true), .customLong("connect")], help: "Server connect URL")
+    var connect = "ws://localhost:8123/connect"
+    @Option(name: [.customLong("id", withSingleDash: true), .customLong("id")], help: "Client id (X-Tunnel-ID)")
+    var id = "foo"
+    @Flag(name: [.customLong("debug", withSingleDash: true), .customLong("debug")], help: "Trace every tunnel message")
+    var debug = false
+    @Option(name: [.customLong("ca", withSingleDash: true), .customLong("ca")], help: "CA file to verify a wss:// server")
+    var ca: String?
+    @Flag(name: [.customLong("insecure", withSingleDash: true), .customLong("insecure")], help: "Skip TLS verification (labs only)")
+    var insecure = false
+    @Option(name: [.customLong("allow", withSingleDash: true), .customLong("allow")],
+            help: "Comma-separated proto/address patterns the server may dial (* wildcards), e.g. tcp/127.0.0.1:*; default: everything")
+    var allow: String?
+
+    func run() throws {
+        let level: Logger.Level = debug ? .debug : .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "remotedialer-client")
+        let url = try WebSocketURL(connect)
+        if url.secure || ca != nil || insecure {
+            throw ValidationError("wss://, -ca and -insecure need the TLS module, which this build does not have yet")
+        }
+        let allowList = try allow.map { try AllowList($0) }
+        if allowList == nil { logger.warning("no -allow given: the server may dial any address through this client") }
+
+        let signals = SignalSource.block([SIGINT, SIGTERM])
+        let loop = try EventLoop(name: "client")
+        var options = ClientOptions()
+        options.tunnel.traceMessages = debug
+        let client = RemoteDialerClient(loop: loop, url: url, headers: [(TunnelHeaders.clientID, id)], options: options,
+                                        connectAuthorizer: { proto, address in
+            let allowed = allowList?.allows(proto: proto, address: address) ?? true
+            if !allowed { logger.warning("refused connect to \(proto)/\(address): not in -allow") }
+            return allowed
+        })
+        try loop.run {
+            _ = try loop.watchSignals(signals) { signal in
+                logger.info("signal \(signal): shutting down")
+                client.stop()
+                loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
+            }
+            client.start()
+        }
+    }
+}
+
+ClientCommand.main()

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Glibc
+import HTTP
+import Logging
+import Metrics
+import Prometheus
+import Reactor
+import RemoteDialer
+
+/// The bundled tunnel server; flags as the Go demo's (PROTOCOL.md §5), plus TLS and metrics.
+struct ServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remotedialer-server",
+        abstract: "Reverse-tunnel server: clients connect to /connect; /client/{id}/{scheme}/{host}/{path} goes through them.")
+
+    @Option(name: [.customLong("listen", withSingleDash: true), .customLong("listen")], help: "Listen address")
+    var listen = ":8123"
+    @Option(name: [.customLong("id", withSingleDash: true), .customLong("id")], help: "Peer id of this server (HA)")
+    var id = ""
+    @Option(name: [.customLong("token", withSingleDash: true), .customLong("token")], help: "Peer token (HA)")
+    var token = ""
+    @Option(name: [.customLong("peers", withSingleDash: true), .customLong("peers")], help: "Peers: id:token:url,id:token:url")
+    var peers = ""
+    @Flag(name: [.customLong("debug", withSingleDash: true), .customLong("debug")], help: "Trace every tunnel message")
+    var debug = false
+    @Option(name: [.customLong("cert", withSingleDash: true), .customLong("cert")], help: "TLS certificate chain (PEM) to serve HTTPS")
+    var cert: String?
+    @Option(name: [.customLong("key", withSingleDash: true), .customLong("key")], help: "TLS private key (PEM)")
+    var key: String?
+
+    func run() throws {
+        let level: Logger.Level = debug ? .debug : .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "remotedialer-server")
+        if cert != nil || key != nil {
+            throw ValidationError("-cert/-key need the TLS module, which this build does not have yet")
+        }
+        let address = try SocketAddress(listen)
+        let peerList = try PeerSpec.parse(peers)
+
+        // Signals become loop events: block them before any thread starts.
+        let signals = SignalSource.block([SIGINT, SIGTERM])
+        let loop = try EventLoop(name: "server")
+        var options = ServerOptions()
+        options.tunnel.traceMessages = debug
+        options.peerID = id
+        options.peerToken = token
+        let server = RemoteDialerServer(loop: loop, options: options)
+        let clientRoute = ClientRoute(server: server)
+        let http = HTTPServer(loop: loop) { exchange in
+            let path = exchange.head.path
+            if path == "/connect" {
+                server.handleConnect(exchange)
+            } else if path.hasPrefix(ClientRoute.prefix) {
+                clientRoute.handle(exchange)
+            } else if path == "/healthz" {
+                exchange.respond(.ok, body: "ok\n")
+            } else if path == "/metrics" {
+                var bytes: [UInt8] = []
+                registry.emit(into: &bytes)
+                exchange.respond(.ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: String(decoding: bytes, as: UTF8.self))
+            } else {
+                exchange.respond(.notFound, body: "404 page not found\n")
+            }
+        }
+        try loop.run {
+            let bound = try http.listen(on: address)
+            logger.info("listening on \(bound)")
+            for peer in peerList { try server.addPeer(id: peer.id, token: peer.token, url: peer.url) }
+            _ = try loop.watchSignals(signals) { signal in
+                logger.info("signal \(signal): shutting down")
+                http.close()
+                server.shutdown()
+                // Let the Error EOF and Close frames flush.
+                loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
+            }
+        }
+    }
+}
+
+/// `id:token:url` items of `-peers`; the url itself contains colons.
+struct PeerSpec {
+    let id: String
+    let token: String
+    let url: String
+
+    static func parse(_ text: String) throws -> [PeerSpec] {
+        try text.split(separator: ",").filter { !$0.isEmpty }.map { item in
+            let parts = item.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { throw ValidationError("bad peer \(item): want id:token:url") }
+            return PeerSpec(id: String(parts[0]), token: String(parts[1]), url: String(parts[2]))
+        }
+    }
+}
+
+ServerCommand.main()
