@@ -6,6 +6,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 
 bash Scripts/install-deps.sh
 swift build --build-tests
+swift build  # the programs the end-to-end tests run as subprocesses
 # Tests share the machine's fds, ports and CPUs with each other (the fd-leak check counts
 # /proc/self/fd): run them one at a time.
 swift test --skip-build --no-parallel

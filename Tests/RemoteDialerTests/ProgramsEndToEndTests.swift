@@ -1,0 +1,212 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The bundled programs as an operator runs them, driven over loopback by curl.
+final class Deployment {
+    let directory: URL
+    let filePort = freePort()
+    var dummy: Subprocess!
+    var servers: [Subprocess] = []
+    var clients: [Subprocess] = []
+
+    /// A directory with `file` (`size` random bytes) served by remotedialer-dummy.
+    init(fileSize: Int = 4 << 20) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var bytes = [UInt8](repeating: 0, count: fileSize)
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        for index in bytes.indices { state = state &* 6364136223846793005 &+ 1442695040888963407; bytes[index] = UInt8(truncatingIfNeeded: state >> 33) }
+        try Data(bytes).write(to: directory.appendingPathComponent("file"))
+        dummy = try Subprocess("remotedialer-dummy", ["-listen", "127.0.0.1:\(filePort)"], directory: directory)
+        try #require(eventually { canConnect(port: filePort) }, "dummy did not start: \(dummy.output)")
+    }
+
+    var file: Data { (try? Data(contentsOf: directory.appendingPathComponent("file"))) ?? Data() }
+
+    @discardableResult
+    func startServer(_ extra: [String] = [], port: UInt16 = freePort()) throws -> UInt16 {
+        let server = try Subprocess("remotedialer-server", ["-listen", "127.0.0.1:\(port)"] + extra)
+        servers.append(server)
+        try #require(eventually { canConnect(port: port) }, "server did not start: \(server.output)")
+        return port
+    }
+
+    /// Starts a client and waits until the server routes to it.
+    @discardableResult
+    func startClient(serverPort: UInt16, id: String = "foo", _ extra: [String] = [], waitOn checkPort: UInt16? = nil) throws -> Subprocess {
+        let client = try Subprocess("remotedialer-client", ["-connect", "ws://127.0.0.1:\(serverPort)/connect", "-id", id] + extra)
+        clients.append(client)
+        let port = checkPort ?? serverPort
+        let routed = eventually {
+            (try? curl(["http://127.0.0.1:\(port)/client/\(id)/http/127.0.0.1:\(filePort)/file", "-r", "0-0"]))?.status == 206
+        }
+        try #require(routed, "client \(id) never reachable: \(client.output)")
+        return client
+    }
+
+    func url(_ serverPort: UInt16, client: String = "foo", target: String? = nil, path: String = "file") -> String {
+        "http://127.0.0.1:\(serverPort)/client/\(client)/http/\(target ?? "127.0.0.1:\(filePort)")/\(path)"
+    }
+
+    deinit {
+        for process in clients + servers { process.stop() }
+        dummy?.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+@Suite(.serialized)
+struct ProgramsEndToEndTests {
+    @Test func downloadThroughTheTunnelIsByteIdenticalAndErrorsMatchGo() throws {
+        let deployment = try Deployment(fileSize: 8 << 20)
+        let port = try deployment.startServer()
+        try deployment.startClient(serverPort: port)
+
+        let download = try curl([deployment.url(port)])
+        #expect(download.status == 200)
+        #expect(download.body == deployment.file)
+
+        let unknown = try curl([deployment.url(port, client: "bar")])
+        #expect(unknown.status == 500)
+        #expect(String(decoding: unknown.body, as: UTF8.self) == "Get \"http://127.0.0.1:\(deployment.filePort)/file\": failed to find Session for client bar")
+
+        let deadPort = freePort()
+        let dead = try curl([deployment.url(port, target: "127.0.0.1:\(deadPort)")])
+        #expect(dead.status == 500)
+        #expect(String(decoding: dead.body, as: UTF8.self) == "Get \"http://127.0.0.1:\(deadPort)/file\": dial tcp 127.0.0.1:\(deadPort): connect: connection refused")
+
+        // Keep-alive downloads reuse one connection to the server.
+        let twice = try curl([deployment.url(port), deployment.url(port), "-o", "/dev/null"])
+        #expect(twice.exitCode == 0)
+    }
+
+    @Test func requestThroughAPeerWorksAndStopsWithinTenSecondsOfClientExit() throws {
+        let deployment = try Deployment()
+        let portA = freePort(), portB = freePort()
+        try deployment.startServer(["-id", "a", "-token", "secret", "-peers", "b:secret:ws://127.0.0.1:\(portB)/connect"], port: portA)
+        try deployment.startServer(["-id", "b", "-token", "secret", "-peers", "a:secret:ws://127.0.0.1:\(portA)/connect"], port: portB)
+        let client = try deployment.startClient(serverPort: portA, waitOn: portB)
+
+        let viaPeer = try curl([deployment.url(portB)])
+        #expect(viaPeer.status == 200)
+        #expect(viaPeer.body == deployment.file)
+
+        client.stop()
+        let started = Date()
+        let gone = eventually(seconds: 10) { (try? curl([deployment.url(portB)]))?.status == 500 }
+        #expect(gone, "still routed \(Date().timeIntervalSince(started)) s after the client exited")
+        let refused = try curl([deployment.url(portB)])
+        #expect(String(decoding: refused.body, as: UTF8.self).hasSuffix("failed to find Session for client foo"))
+    }
+
+    @Test func allowListRefusesOneAddressWhileOtherConnectionsKeepFlowing() throws {
+        let deployment = try Deployment(fileSize: 32 << 20)
+        let port = try deployment.startServer()
+        try deployment.startClient(serverPort: port, ["-allow", "tcp/127.0.0.1:\(deployment.filePort)"])
+
+        // A slow download in flight while a refused request comes and goes.
+        let slow = Process()
+        slow.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("slow-\(UUID().uuidString)")
+        slow.arguments = ["-s", "--limit-rate", "16M", "-o", output.path, deployment.url(port)]
+        try slow.run()
+        defer { try? FileManager.default.removeItem(at: output) }
+
+        let otherPort = freePort()
+        let refused = try curl([deployment.url(port, target: "127.0.0.1:\(otherPort)")])
+        #expect(refused.status == 500)
+        #expect(String(decoding: refused.body, as: UTF8.self) == "Get \"http://127.0.0.1:\(otherPort)/file\": connect not allowed")
+
+        slow.waitUntilExit()
+        #expect(slow.terminationStatus == 0)
+        #expect((try? Data(contentsOf: output)) == deployment.file)
+    }
+
+    @Test func killingTheClientMidDownloadEndsItWithAnErrorAndTheServerReleasesItsFds() throws {
+        let deployment = try Deployment(fileSize: 64 << 20)
+        let port = try deployment.startServer()
+        let server = deployment.servers[0]
+        usleep(200_000)
+        let idle = server.fileDescriptorCount
+        let client = try deployment.startClient(serverPort: port)
+
+        let download = Process()
+        download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        download.arguments = ["-s", "--limit-rate", "8M", "-o", "/dev/null", deployment.url(port)]
+        try download.run()
+        usleep(1_000_000)
+        client.kill9()
+        download.waitUntilExit()
+        #expect(download.terminationStatus != 0, "curl must see the transfer cut short")
+        #expect(eventually { server.fileDescriptorCount == idle }, "server fds \(server.fileDescriptorCount), idle \(idle)")
+        #expect(server.isRunning)
+    }
+
+    @Test func serverSurvivesTwoHundredClientsConnectingAndDisconnecting() throws {
+        let deployment = try Deployment()
+        let port = try deployment.startServer()
+        // 200 sessions come and go: half close cleanly, half reset.
+        let idle = deployment.servers[0].fileDescriptorCount
+        for index in 0..<200 {
+            let status = upgradeAndDrop(port: port, clientID: "churn\(index % 7)", abort: index % 2 == 0)
+            #expect(status == "HTTP/1.1 101 Switching Protocols")
+        }
+        #expect(eventually { deployment.servers[0].fileDescriptorCount == idle })
+        try deployment.startClient(serverPort: port)
+        let download = try curl([deployment.url(port)])
+        #expect(download.status == 200 && download.body == deployment.file)
+        #expect(deployment.servers[0].isRunning)
+        // No-one authenticated: 401 with Go's body.
+        let anonymous = try curl(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "http://127.0.0.1:\(port)/connect"])
+        #expect(anonymous.status == 401)
+        #expect(String(decoding: anonymous.body, as: UTF8.self) == "failed authentication")
+    }
+
+    @Test func metricsParseAsPrometheusTextAndCountersMove() throws {
+        let deployment = try Deployment()
+        let port = try deployment.startServer()
+        let before = try metrics(port)
+        try deployment.startClient(serverPort: port)
+        _ = try curl([deployment.url(port)])
+        let after = try metrics(port)
+        let sessions = "session_server_total_add_websocket_session{clientkey=foo,peer=false}"
+        #expect((before[sessions] ?? 0) == 0)
+        #expect((after[sessions] ?? 0) == 1)
+        let connections = "session_server_total_add_connections{addr=127.0.0.1:\(deployment.filePort),clientkey=foo,proto=tcp}"
+        #expect((after[connections] ?? 0) >= 2, "\(after.keys.sorted())")
+        #expect((after["session_server_total_receive_bytes{clientkey=foo}"] ?? 0) > Double(deployment.file.count))
+    }
+
+    /// /metrics parsed by prometheus_client's text parser (not ours): sample name{labels} → value.
+    private func metrics(_ port: UInt16) throws -> [String: Double] {
+        let page = try curl(["http://127.0.0.1:\(port)/metrics"])
+        let parser = Process()
+        parser.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        parser.arguments = ["python3", "-c", """
+            import sys
+            from prometheus_client.parser import text_string_to_metric_families
+            for family in text_string_to_metric_families(sys.stdin.read()):
+                for s in family.samples:
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                    print(f"{s.name}{{{labels}}} {s.value}")
+            """]
+        let input = Pipe(), output = Pipe()
+        parser.standardInput = input
+        parser.standardOutput = output
+        try parser.run()
+        input.fileHandleForWriting.write(page.body)
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        parser.waitUntilExit()
+        #expect(parser.terminationStatus == 0, "prometheus_client could not parse /metrics")
+        var samples: [String: Double] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let value = Double(parts[1]) else { continue }
+            // prometheus_client names counters' samples with a _total suffix.
+            samples[String(parts[0]).replacingOccurrences(of: "_total{", with: "{")] = value
+        }
+        return samples
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Glibc
+
+/// A program of this package run as a child process for end-to-end tests; its output goes to a
+/// log file that failing tests print. Stopped (SIGTERM, then SIGKILL) by `stop()` or on deinit.
+final class Subprocess {
+    let process = Process()
+    let log: URL
+    let name: String
+
+    init(_ program: String, _ arguments: [String], directory: URL? = nil) throws {
+        name = program
+        let executable = Self.locate(program)
+        process.executableURL = executable
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        log = FileManager.default.temporaryDirectory.appendingPathComponent("\(program)-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    /// Executables sit beside the test bundle in `.build/<config>/`.
+    static func locate(_ program: String) -> URL {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<5 {
+            let candidate = directory.appendingPathComponent(program)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        fatalError("\(program) not built: run `swift build` first")
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// Open descriptors of the process, from /proc.
+    var fileDescriptorCount: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    func kill9() {
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM and the exit status (SIGKILL after 5 s).
+    @discardableResult
+    func stop() -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
+        try? FileManager.default.removeItem(at: log)
+    }
+}
+
+/// A port nobody listens on right now (bound then released).
+func freePort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return UInt16(bigEndian: address.sin_port)
+}
+
+/// Polls until `condition` holds or `seconds` pass.
+@discardableResult
+func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
+}
+
+struct CurlResult {
+    var status: Int
+    var body: Data
+    var exitCode: Int32
+}
+
+/// Runs curl (a client we did not write) and returns status, body and exit code.
+func curl(_ arguments: [String], timeout: Double = 60) throws -> CurlResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    let bodyFile = FileManager.default.temporaryDirectory.appendingPathComponent("curl-\(UUID().uuidString)")
+    process.arguments = ["-s", "-o", bodyFile.path, "-w", "%{http_code}", "--max-time", String(Int(timeout))] + arguments
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let status = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    let body = (try? Data(contentsOf: bodyFile)) ?? Data()
+    try? FileManager.default.removeItem(at: bodyFile)
+    return CurlResult(status: Int(status) ?? 0, body: body, exitCode: process.terminationStatus)
+}
+
+func canConnect(port: UInt16) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
+
+/// Opens a tunnel session with a raw upgrade request and returns the status line; the socket
+/// is then dropped (with a reset when `abort`), like a client that dies.
+func upgradeAndDrop(port: UInt16, clientID: String, abort: Bool) -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return "connect failed" }
+    let request = "GET /connect HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Tunnel-ID: \(clientID)\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1024)
+    while !response.contains(10) {
+        let count = recv(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { break }
+        response += buffer[..<count]
+    }
+    if abort {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    }
+    return String(decoding: response.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
+}
