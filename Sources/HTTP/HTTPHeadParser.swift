@@ -29,6 +29,10 @@ public struct HTTPHeadParser: Sendable {
 
     /// Removes the head from the ring and splits it into lines (CRLF, or bare LF leniently).
     private mutating func takeHead(_ buffer: inout RingBuffer) throws(HTTPParseError) -> [Substring]? {
+        // Robustness (RFC 9112 §2.2): empty lines before a message are ignored.
+        if scanned == 0 {
+            while !buffer.isEmpty && (buffer.byte(at: 0) == 13 || buffer.byte(at: 0) == 10) { buffer.consume(1) }
+        }
         let available = buffer.readableBytes
         var end: Int?
         var index = max(0, scanned - 3)
@@ -54,8 +58,6 @@ public struct HTTPHeadParser: Sendable {
             Substring(String(decoding: line.last == 13 ? line.dropLast() : line, as: UTF8.self))
         }
         while lines.last?.isEmpty == true { lines.removeLast() }
-        // Robustness (RFC 9112 §2.2): empty lines before a request line are ignored.
-        while lines.first?.isEmpty == true { lines.removeFirst() }
         guard !lines.isEmpty else { throw .malformedRequestLine }
         if lines.contains(where: { $0.utf8.count > limits.maxLineLength }) { throw .headTooLarge }
         return lines

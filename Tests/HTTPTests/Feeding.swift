@@ -1,0 +1,23 @@
+import Reactor
+
+/// Ways to cut `bytes` into pieces: one byte at a time, and in two at every cut point.
+func cuttings(_ bytes: [UInt8]) -> [[[UInt8]]] {
+    var result: [[[UInt8]]] = [bytes.map { [$0] }]
+    for cut in 0...bytes.count { result.append([Array(bytes[..<cut]), Array(bytes[cut...])]) }
+    return result
+}
+
+/// Deterministic pseudo-random numbers for fuzz-style tests (xorshift).
+struct Xorshift {
+    var state: UInt64
+    init(seed: UInt64) { state = seed | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return state
+    }
+    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(1, bound))) }
+}
+
+func appendBytes(_ ring: inout RingBuffer, _ bytes: [UInt8]) -> Bool {
+    ring.append(bytes)
+}

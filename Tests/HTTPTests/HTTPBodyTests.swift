@@ -1,0 +1,72 @@
+import Reactor
+import Testing
+@testable import HTTP
+
+/// Decodes a body fed in `pieces`; returns the payload, whether it completed, the error, and
+/// the bytes left after it.
+func decodeBody(_ framing: HTTPBodyFraming, _ pieces: [[UInt8]]) -> (body: [UInt8], complete: Bool, error: HTTPParseError?, rest: [UInt8]) {
+    var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 1 << 20)
+    var decoder = HTTPBodyDecoder(framing: framing)
+    var body: [UInt8] = []
+    var complete = false
+    for piece in pieces {
+        _ = appendBytes(&ring, piece)
+        do throws(HTTPParseError) {
+            complete = try decoder.decode(&ring) { body += $0 }
+        } catch {
+            return (body, false, error, ring.bytes())
+        }
+        if complete { break }
+    }
+    return (body, complete, nil, ring.bytes())
+}
+
+struct HTTPBodyTests {
+    @Test func chunkedBodyWithExtensionsAndTrailersAtEveryCutPoint() {
+        let wire = Array("5;name=value\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\nNEXT".utf8)
+        for pieces in cuttings(wire) {
+            let result = decodeBody(.chunked, pieces)
+            #expect(result.error == nil)
+            #expect(String(decoding: result.body, as: UTF8.self) == "helloabcdefghijklmnopqrstuvwxyz")
+            if pieces.reduce(0, { $0 + $1.count }) == wire.count {
+                #expect(result.complete)
+            }
+        }
+    }
+
+    @Test func contentLengthBodyStopsAtItsLength() {
+        let result = decodeBody(.length(5), [Array("hello".utf8) + Array("GET /".utf8)])
+        #expect(result.complete && result.body == Array("hello".utf8) && result.rest == Array("GET /".utf8))
+    }
+
+    @Test func malformedChunksAreRejected() {
+        for wire in ["zz\r\n", "5\r\nhelloXX0\r\n\r\n", String(repeating: "f", count: 2000)] {
+            #expect(decodeBody(.chunked, [Array(wire.utf8)]).error == .malformedChunk, "\(wire.prefix(20))")
+        }
+    }
+
+    @Test func framingFollowsRFC9112() throws {
+        func request(_ headers: HTTPHeaders) throws(HTTPParseError) -> HTTPBodyFraming {
+            try HTTPBodyFraming.of(request: HTTPRequestHead(method: "POST", target: "/", headers: headers))
+        }
+        #expect(try request([:]) == .none)
+        #expect(try request(["Content-Length": "12"]) == .length(12))
+        #expect(try request(["Transfer-Encoding": "chunked", "Content-Length": "12"]) == .chunked)
+        #expect(try request(["Content-Length": "12", "content-length": "12"]) == .length(12))
+        #expect(throws: HTTPParseError.invalidContentLength) { try request(["Content-Length": "12", "Content-Length": "13"]) }
+        #expect(throws: HTTPParseError.invalidContentLength) { try request(["Content-Length": "-1"]) }
+        #expect(throws: HTTPParseError.unsupportedTransferEncoding) { try request(["Transfer-Encoding": "gzip, chunked"]) }
+        let noContent = HTTPResponseHead(status: HTTPStatus(204))
+        #expect(try HTTPBodyFraming.of(response: noContent, requestMethod: "GET") == .none)
+        #expect(try HTTPBodyFraming.of(response: HTTPResponseHead(status: .ok), requestMethod: "HEAD") == .none)
+        #expect(try HTTPBodyFraming.of(response: HTTPResponseHead(status: .ok), requestMethod: "GET") == .untilClose)
+    }
+
+    @Test func untilCloseEndsAtEOFAndOthersAreTruncated() throws {
+        var open = HTTPBodyDecoder(framing: .untilClose)
+        try open.finishAtEOF()
+        #expect(open.isComplete)
+        var short = HTTPBodyDecoder(framing: .length(3))
+        #expect(throws: HTTPParseError.bodyTruncated) { try short.finishAtEOF() }
+    }
+}

@@ -1,0 +1,144 @@
+import Reactor
+import Testing
+@testable import HTTP
+
+/// Feeds `pieces` into a ring, parsing after each; returns the head (or error) and what is
+/// left in the ring afterwards.
+func parseRequest(_ pieces: [[UInt8]], limits: HTTPLimits = HTTPLimits()) -> (Result<HTTPRequestHead, HTTPParseError>?, [UInt8]) {
+    var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 1 << 20)
+    var parser = HTTPHeadParser(limits: limits)
+    for piece in pieces {
+        #expect(appendBytes(&ring, piece))
+        do throws(HTTPParseError) {
+            if let head = try parser.parseRequest(&ring) { return (.success(head), ring.bytes()) }
+        } catch {
+            return (.failure(error), ring.bytes())
+        }
+    }
+    return (nil, ring.bytes())
+}
+
+struct HTTPHeadParserTests {
+    static let get = Array("GET /client/foo/http/127.0.0.1:8125/file?timeout=600&x=1 HTTP/1.1\r\nHost: a\r\nX-Tunnel-ID:  foo \r\nConnection: keep-alive, Upgrade\r\n\r\nBODY".utf8)
+
+    @Test func requestParsesAtEveryCutPoint() {
+        for pieces in cuttings(Self.get) {
+            let (result, rest) = parseRequest(pieces)
+            guard case .success(let head)? = result else { Issue.record("no head for \(pieces.map(\.count))"); continue }
+            #expect(head.method == "GET")
+            #expect(head.path == "/client/foo/http/127.0.0.1:8125/file")
+            #expect(head.queryParameter("timeout") == "600")
+            #expect(head.queryParameter("missing") == nil)
+            #expect(head.headers["x-tunnel-id"] == "foo")
+            #expect(head.headers.containsToken("upgrade", in: "connection"))
+            #expect(head.keepAlive)
+            // The parser takes the head only; what follows stays (it may be a body).
+            #expect(Array("BODY".utf8).starts(with: rest))
+        }
+    }
+
+    @Test func bareLineFeedsAndLeadingEmptyLinesAreTolerated() {
+        let (result, _) = parseRequest([Array("\r\n\nGET / HTTP/1.0\nConnection: keep-alive\n\n".utf8)])
+        guard case .success(let head)? = result else { Issue.record("rejected"); return }
+        #expect(head.version == .http10 && head.keepAlive)
+    }
+
+    @Test func pipelinedRequestsComeOutOneAtATimeInOrder() {
+        let bytes = Array("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+        var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4096)
+        #expect(appendBytes(&ring, bytes))
+        var parser = HTTPHeadParser()
+        let first = (try? parser.parseRequest(&ring)) ?? nil
+        let second = (try? parser.parseRequest(&ring)) ?? nil
+        #expect(first?.target == "/a" && second?.target == "/b")
+        #expect(second?.keepAlive == false)
+        let left = ring.readableBytes
+        #expect(left == 0)
+    }
+
+    @Test(arguments: [
+        ("GET /\r\n\r\n", HTTPParseError.malformedRequestLine),
+        ("GET  / HTTP/1.1\r\n\r\n", .malformedRequestLine),
+        ("G(T / HTTP/1.1\r\n\r\n", .malformedRequestLine),
+        ("GET / HTTP/2.0\r\n\r\n", .unsupportedVersion),
+        ("GET / FTP/1.1\r\n\r\n", .malformedRequestLine),
+        ("GET / HTTP/1.1\r\nNoColon\r\n\r\n", .malformedHeader),
+        ("GET / HTTP/1.1\r\nName : v\r\n\r\n", .malformedHeader),
+        ("GET / HTTP/1.1\r\n: v\r\n\r\n", .malformedHeader),
+    ])
+    func malformedHeadsAreRejectedWith400(text: String, expected: HTTPParseError) {
+        for pieces in cuttings(Array(text.utf8)) {
+            let (result, _) = parseRequest(pieces)
+            guard case .failure(let error)? = result else { Issue.record("\(text.debugDescription) accepted"); return }
+            #expect(error == expected)
+            #expect(error.status == .badRequest)
+        }
+    }
+
+    @Test func limitsAnswer431() {
+        var limits = HTTPLimits()
+        limits.maxLineLength = 64
+        limits.maxHeaderCount = 3
+        limits.maxHeadBytes = 256
+        let longLine = "GET /" + String(repeating: "a", count: 100) + " HTTP/1.1\r\n\r\n"
+        let manyHeaders = "GET / HTTP/1.1\r\n" + (0..<4).map { "H\($0): v\r\n" }.joined() + "\r\n"
+        let endless = "GET / HTTP/1.1\r\n" + String(repeating: "X: y\r\n", count: 100)
+        let tooMany: Result<HTTPRequestHead, HTTPParseError>? = parseRequest([Array(manyHeaders.utf8)], limits: limits).0
+        for (text, expected) in [(longLine, HTTPParseError.headTooLarge), (endless, .headTooLarge)] {
+            let (result, _) = parseRequest([Array(text.utf8)], limits: limits)
+            guard case .failure(let error)? = result else { Issue.record("accepted"); continue }
+            #expect(error == expected && error.status == .headerFieldsTooLarge)
+        }
+        guard case .failure(let error)? = tooMany else { Issue.record("accepted"); return }
+        #expect(error == .tooManyHeaders && error.status == .headerFieldsTooLarge)
+    }
+
+    @Test func responseHeadsParse() {
+        for text in ["HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", "HTTP/1.1 204\r\n\r\n", "HTTP/1.0 404 Not Found Here\r\n\r\n"] {
+            for pieces in cuttings(Array(text.utf8)) {
+                var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4096)
+                var parser = HTTPHeadParser()
+                var head: HTTPResponseHead?
+                for piece in pieces {
+                    #expect(appendBytes(&ring, piece))
+                    if let parsed = try? parser.parseResponse(&ring) { head = parsed }
+                }
+                #expect(head != nil, "\(text.debugDescription)")
+            }
+        }
+        var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4096)
+        #expect(appendBytes(&ring, Array("HTTP/1.1 2000 OK\r\n\r\n".utf8)))
+        var parser = HTTPHeadParser()
+        var rejected: HTTPParseError?
+        do throws(HTTPParseError) { _ = try parser.parseResponse(&ring) } catch { rejected = error }
+        #expect(rejected == .malformedStatusLine)
+    }
+
+    /// Deterministic fuzzing: mutated and random heads at random cut points never crash, and
+    /// the ring never holds more than the head limit plus one piece.
+    @Test func randomInputNeverCrashesOrGrowsWithoutBound() {
+        var random = Xorshift(seed: 0xF00D)
+        var limits = HTTPLimits()
+        limits.maxHeadBytes = 4096
+        let seeds = [Self.get, Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)]
+        for round in 0..<20_000 {
+            var input = round % 3 == 0 ? (0..<random.below(600)).map { _ in UInt8(truncatingIfNeeded: random.next()) } : seeds[round % 2]
+            for _ in 0..<random.below(8) where !input.isEmpty {
+                input[random.below(input.count)] = [0, 10, 13, 32, 58, 0xFF, UInt8(truncatingIfNeeded: random.next())][random.below(7)]
+            }
+            var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 1 << 20)
+            var parser = HTTPHeadParser(limits: limits)
+            var offset = 0
+            feeding: while offset < input.count {
+                let count = 1 + random.below(64)
+                let piece = Array(input[offset..<min(input.count, offset + count)])
+                offset += piece.count
+                _ = appendBytes(&ring, piece)
+                #expect(ring.readableBytes <= limits.maxHeadBytes + 64)
+                do throws(HTTPParseError) {
+                    if round % 2 == 0 { _ = try parser.parseRequest(&ring) } else { _ = try parser.parseResponse(&ring) }
+                } catch { break feeding }
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Reactor
+import Testing
+import HTTP
+
+/// Our HTTP server against curl (a client we did not write).
+@Suite(.serialized)
+final class HTTPServerCurlTests {
+    let group: ReactorGroup
+    let port: UInt16
+
+    init() throws {
+        group = try ReactorGroup(loopCount: 1, name: "http-curl")
+        let loop = group.next()
+        port = try loop.runBlocking { () throws(SocketError) -> UInt16 in
+            let server = HTTPServer(loop: loop) { exchange in
+                switch exchange.head.path {
+                case "/hello":
+                    exchange.respond(.ok, body: "hello \(exchange.head.method)\n")
+                case "/echo":
+                    // Streams the request body back as it arrives (chunked response).
+                    exchange.writeHead(HTTPResponseHead(status: .ok))
+                    exchange.onBodyPiece = { piece in
+                        exchange.writeBody(piece)
+                        if !exchange.isWritable { exchange.pauseBody() }
+                    }
+                    exchange.onWritable = { exchange.resumeBody() }
+                    exchange.onBodyEnd = { exchange.end() }
+                    if exchange.bodyComplete { exchange.end() }
+                default:
+                    exchange.respond(.notFound, body: "not found\n")
+                }
+            }
+            return try server.listen(on: SocketAddress("127.0.0.1:0")).port
+        }
+    }
+
+    deinit { group.shutdown() }
+
+    /// curl's exit code, stdout and stderr (-v goes to stderr).
+    func curl(_ arguments: [String], input: Data? = nil) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-s", "--max-time", "30"] + arguments
+        let output = Pipe(), errors = Pipe(), stdin = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = stdin
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(input) }
+        try stdin.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    @Test func keepAliveRequestsShareOneConnection() throws {
+        let url = "http://127.0.0.1:\(port)/hello"
+        let (code, body, log) = try curl(["-v", url, url, url])
+        #expect(code == 0)
+        #expect(body == String(repeating: "hello GET\n", count: 3))
+        #expect(log.contains("Re-using existing connection") || log.contains("Reusing existing connection"), "\(log)")
+    }
+
+    @Test func chunkedUploadIsStreamedBack() throws {
+        let payload = Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("upload-\(UUID().uuidString)")
+        try payload.write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let output = file.appendingPathExtension("out")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let (code, _, log) = try curl(["-H", "Transfer-Encoding: chunked", "--data-binary", "@\(file.path)", "-o", output.path,
+                                       "http://127.0.0.1:\(port)/echo"])
+        #expect(code == 0, "\(log)")
+        #expect(try Data(contentsOf: output) == payload)
+    }
+
+    @Test func uploadWithExpectContinueIsAnswered() throws {
+        let (code, body, _) = try curl(["-H", "Expect: 100-continue", "--data-binary", "@-", "http://127.0.0.1:\(port)/echo"], input: Data("x".utf8))
+        #expect(code == 0 && body == "x")
+    }
+
+    @Test func oversizedHeaderGets431() throws {
+        let (code, status, _) = try curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: " + String(repeating: "a", count: 70_000),
+                                          "http://127.0.0.1:\(port)/hello"])
+        #expect(code == 0)
+        #expect(status == "431")
+    }
+
+    @Test func headRequestHasNoBodyAndUnknownPathIs404() throws {
+        let (_, head, _) = try curl(["-I", "http://127.0.0.1:\(port)/hello"])
+        #expect(head.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(head.contains("Content-Length: 11"))  // "hello HEAD\n", announced but not sent
+        let (_, status, _) = try curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/nope"])
+        #expect(status == "404")
+    }
+}
