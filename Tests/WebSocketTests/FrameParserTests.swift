@@ -1,0 +1,180 @@
+import Reactor
+import Testing
+@testable import WebSocket
+
+/// Builds a frame as a peer would send it.
+func frame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, mask: UInt32? = 0x37FA213D, rsv: UInt8 = 0, forceLength: Int? = nil) -> [UInt8] {
+    var bytes: [UInt8] = [(fin ? 0x80 : 0) | rsv << 4 | opcode]
+    let maskBit: UInt8 = mask == nil ? 0 : 0x80
+    let length = forceLength ?? payload.count
+    if length < 126 && forceLength == nil {
+        bytes.append(maskBit | UInt8(length))
+    } else if length <= 0xFFFF {
+        bytes += [maskBit | 126, UInt8(length >> 8), UInt8(length & 0xFF)]
+    } else {
+        bytes.append(maskBit | 127)
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((UInt64(length) >> UInt64(shift)) & 0xFF)) }
+    }
+    guard let mask else { return bytes + payload }
+    let key = [UInt8(mask >> 24), UInt8((mask >> 16) & 0xFF), UInt8((mask >> 8) & 0xFF), UInt8(mask & 0xFF)]
+    return bytes + key + payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+}
+
+/// What the parser reported, with adjacent payload pieces joined (cuts do not change meaning).
+enum Parsed: Equatable {
+    case begin(UInt8)
+    case payload([UInt8])
+    case end
+    case control(UInt8, [UInt8])
+    case error(UInt16)
+}
+
+func parse(_ pieces: [[UInt8]], role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20) -> [Parsed] {
+    var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4 << 20)
+    var parser = FrameParser(role: role, maxMessageSize: maxMessageSize)
+    var events: [Parsed] = []
+    for piece in pieces {
+        _ = ring.append(piece)
+        do throws(WebSocketError) {
+            try parser.parse(&ring) { event in
+                switch event {
+                case .messageBegin(let opcode): events.append(.begin(opcode.rawValue))
+                case .messagePiece(let piece):
+                    if case .payload(let previous)? = events.last { events[events.count - 1] = .payload(previous + piece) } else { events.append(.payload(Array(piece))) }
+                case .messageEnd: events.append(.end)
+                case .control(let opcode, let payload): events.append(.control(opcode.rawValue, payload))
+                }
+                return true
+            }
+        } catch {
+            events.append(.error(error.code.rawValue))
+            return events
+        }
+    }
+    return events
+}
+
+func cuttings(_ bytes: [UInt8]) -> [[[UInt8]]] {
+    var result: [[[UInt8]]] = [bytes.map { [$0] }]
+    for cut in 0...bytes.count { result.append([Array(bytes[..<cut]), Array(bytes[cut...])]) }
+    return result
+}
+
+struct FrameParserTests {
+    static let text = Array("héllo wörld".utf8)
+
+    static let valid: [(String, [UInt8], [Parsed])] = [
+        ("text", frame(1, text), [.begin(1), .payload(text), .end]),
+        ("empty binary", frame(2, []), [.begin(2), .end]),
+        ("16-bit length", frame(2, Array(repeating: 7, count: 300)), [.begin(2), .payload(Array(repeating: 7, count: 300)), .end]),
+        ("64-bit length", frame(2, Array(repeating: 9, count: 70_000)), [.begin(2), .payload(Array(repeating: 9, count: 70_000)), .end]),
+        ("fragmented with a ping between",
+         frame(1, Array(text[..<2]), fin: false) + frame(9, [1, 2]) + frame(0, Array(text[2...5]), fin: false) + frame(0, Array(text[6...])),
+         [.begin(1), .payload(Array(text[..<2])), .control(9, [1, 2]), .payload(Array(text[2...])), .end]),
+        ("close with code and reason", frame(8, [0x03, 0xE8] + Array("bye".utf8)), [.control(8, [0x03, 0xE8] + Array("bye".utf8))]),
+        ("pong", frame(10, [5]), [.control(10, [5])]),
+    ]
+
+    @Test func validFramesParseTheSameAtEveryCutPoint() {
+        for (name, bytes, expected) in Self.valid {
+            // Long frames: every cut in the header region, then every 997th byte.
+            let cuts = bytes.count < 400 ? cuttings(bytes)
+                : (Array(0..<20) + Array(stride(from: 20, to: bytes.count, by: 997))).map { [Array(bytes[..<$0]), Array(bytes[$0...])] }
+            for pieces in cuts {
+                #expect(parse(pieces) == expected, "\(name) cut \(pieces.map(\.count).prefix(3))")
+            }
+        }
+    }
+
+    @Test func serverFramesAreUnmaskedOnTheClientSide() {
+        #expect(parse([frame(2, [1, 2, 3], mask: nil)], role: .client) == [.begin(2), .payload([1, 2, 3]), .end])
+        #expect(parse([frame(2, [1, 2, 3])], role: .client) == [.error(1002)])
+        #expect(parse([frame(2, [1, 2, 3], mask: nil)], role: .server) == [.error(1002)])
+    }
+
+    static let invalid: [(String, [UInt8], UInt16)] = [
+        ("reserved bit", frame(2, [1], rsv: 4), 1002),
+        ("reserved opcode", frame(3, [1]), 1002),
+        ("reserved control opcode", frame(11, []), 1002),
+        ("fragmented ping", frame(9, [1], fin: false), 1002),
+        ("ping over 125 bytes", frame(9, Array(repeating: 0, count: 126)), 1002),
+        ("continuation first", frame(0, [1]), 1002),
+        ("new message inside a fragmented one", frame(1, [65], fin: false) + frame(2, [1]), 1002),
+        ("invalid UTF-8", frame(1, [0xC0, 0xAF]), 1007),
+        ("UTF-8 cut at the end of the message", frame(1, [0xE2, 0x82]), 1007),
+        ("surrogate", frame(1, [0xED, 0xA0, 0x80]), 1007),
+        ("close code 1005", frame(8, [0x03, 0xED]), 1002),
+        ("close payload of one byte", frame(8, [3]), 1002),
+        ("close reason not UTF-8", frame(8, [0x03, 0xE8, 0xFF]), 1007),
+        ("non-minimal 16-bit length", frame(2, Array(repeating: 0, count: 5), forceLength: 5) , 1002),
+        ("message too big", frame(2, [], forceLength: 2 << 20), 1009),
+        ("fragments too big together", frame(2, Array(repeating: 0, count: 700_000), fin: false) + frame(0, Array(repeating: 0, count: 700_000)), 1009),
+    ]
+
+    @Test func violationsCloseWithTheirCode() {
+        for (name, bytes, code) in Self.invalid {
+            let cuts = bytes.count < 300 ? cuttings(bytes) : [[bytes]]
+            for pieces in cuts {
+                let events = parse(pieces)
+                #expect(events.last == .error(code), "\(name): \(events.suffix(1))")
+            }
+        }
+    }
+
+    @Test func utf8SplitAcrossFramesIsValid() {
+        let euro: [UInt8] = [0xE2, 0x82, 0xAC]
+        let bytes = frame(1, [euro[0]], fin: false) + frame(0, [euro[1]], fin: false) + frame(0, [euro[2]])
+        #expect(parse([bytes]) == [.begin(1), .payload(euro), .end])
+    }
+
+    @Test func maskingWordAtATimeMatchesBytewiseAtEveryOffset() {
+        var random = SystemRandomNumberGenerator()
+        let data = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let key: UInt32 = 0xA1B2C3D4
+        let keyBytes: [UInt8] = [0xA1, 0xB2, 0xC3, 0xD4]
+        let reference = data.enumerated().map { $0.element ^ keyBytes[$0.offset % 4] }
+        for cut in [0, 1, 2, 3, 5, 8, 13, 500, 999] {
+            var copy = data
+            copy.withUnsafeMutableBytes { raw in
+                Masking.apply(key: key, offset: 0, to: UnsafeMutableRawBufferPointer(rebasing: raw[..<cut]))
+                Masking.apply(key: key, offset: cut, to: UnsafeMutableRawBufferPointer(rebasing: raw[cut...]))
+            }
+            #expect(copy == reference, "cut \(cut)")
+        }
+    }
+
+    /// Deterministic fuzzing: random and mutated frames at random cuts never crash, and memory
+    /// is the ring's (bounded) alone.
+    @Test func randomInputNeverCrashes() {
+        var state: UInt64 = 0xC0FFEE
+        func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+        let seeds = Self.valid.map(\.1).filter { $0.count < 2000 }
+        for round in 0..<20_000 {
+            var input = round % 4 == 0 ? (0..<Int(next() % 300)).map { _ in UInt8(truncatingIfNeeded: next()) } : seeds[round % seeds.count]
+            for _ in 0..<Int(next() % 6) where !input.isEmpty { input[Int(next() % UInt64(input.count))] = UInt8(truncatingIfNeeded: next()) }
+            var pieces: [[UInt8]] = []
+            var offset = 0
+            while offset < input.count {
+                let count = 1 + Int(next() % 40)
+                pieces.append(Array(input[offset..<min(input.count, offset + count)]))
+                offset += count
+            }
+            _ = parse(pieces, role: round % 2 == 0 ? .server : .client, maxMessageSize: 4096)
+        }
+    }
+}
+
+struct UTF8ValidatorTests {
+    @Test func acceptsAndRejectsLikeRFC3629() {
+        let valid: [[UInt8]] = [Array("aé€𝄞".utf8), [0xF4, 0x8F, 0xBF, 0xBF], []]
+        let invalid: [[UInt8]] = [[0x80], [0xC1, 0x81], [0xE0, 0x80, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xF5], [0xED, 0xBF, 0xBF]]
+        for bytes in valid {
+            var validator = UTF8Validator()
+            #expect(bytes.withUnsafeBytes { validator.feed($0) } && validator.isComplete)
+        }
+        for bytes in invalid {
+            var validator = UTF8Validator()
+            #expect(!bytes.withUnsafeBytes { validator.feed($0) }, "\(bytes)")
+        }
+    }
+}
