@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["Reactor"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .target(name: "WebSocket", dependencies: ["Reactor", "HTTP", "TLS"]),
-        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"], exclude: ["Peers"]),
         .target(name: "Tunnel", dependencies: ["Reactor", "WebSocket", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "HTTP", "WebSocket"]),
         .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", .product(name: "Logging", package: "swift-log"),
