@@ -1,4 +1,5 @@
 #include "ctls.h"
+#include <stdio.h>
 
 void ctls_sha1(const void *bytes, size_t length, unsigned char *digest) {
     SHA1((const unsigned char *)bytes, length, digest);
@@ -15,3 +16,46 @@ int ctls_base64_encode(const void *bytes, size_t length, char *output) {
 int ctls_random_bytes(void *bytes, int length) {
     return RAND_bytes((unsigned char *)bytes, length);
 }
+
+int ctls_ctx_set_min_tls12(SSL_CTX *ctx) { return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); }
+int ctls_ctx_set_min_tls13(SSL_CTX *ctx) { return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION); }
+
+void ctls_ctx_set_stream_mode(SSL_CTX *ctx) {
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+}
+
+void ctls_ctx_set_secure_options(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+}
+
+static int select_http11(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                         const unsigned char *in, unsigned int inlen, void *arg) {
+    static const unsigned char ours[] = "\x08http/1.1";
+    (void)ssl; (void)arg;
+    unsigned char *selected = NULL;
+    if (SSL_select_next_proto(&selected, outlen, ours, sizeof(ours) - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = selected;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+void ctls_ctx_select_alpn_http11(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, select_http11, NULL); }
+
+int ctls_set_server_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
+
+void ctls_pop_error(char *buffer, size_t length) {
+    unsigned long code = ERR_get_error();
+    buffer[0] = 0;
+    if (code != 0) {
+        const char *reason = ERR_reason_error_string(code);
+        if (reason) {
+            snprintf(buffer, length, "%s", reason);
+        } else {
+            ERR_error_string_n(code, buffer, length);
+        }
+    }
+    ERR_clear_error();
+}
+
+void ctls_clear_errors(void) { ERR_clear_error(); }

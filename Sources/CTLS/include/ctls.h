@@ -18,4 +18,20 @@ int ctls_base64_encode(const void *bytes, size_t length, char *output);
 /// Cryptographically strong random bytes; returns 1 on success.
 int ctls_random_bytes(void *bytes, int length);
 
+
+/// Macros Swift cannot call, as functions.
+int ctls_ctx_set_min_tls12(SSL_CTX *ctx);
+int ctls_ctx_set_min_tls13(SSL_CTX *ctx);
+/// Partial writes, moving write buffers, buffers released when idle.
+void ctls_ctx_set_stream_mode(SSL_CTX *ctx);
+/// No renegotiation, no compression; servers choose the cipher.
+void ctls_ctx_set_secure_options(SSL_CTX *ctx);
+/// Server: answer ALPN with "http/1.1" when the client offers it, else no ALPN.
+void ctls_ctx_select_alpn_http11(SSL_CTX *ctx);
+int ctls_set_server_name(SSL *ssl, const char *name);
+/// The oldest error on this thread's queue as "reason" text (library detail dropped), and
+/// clears the queue; "" if none.
+void ctls_pop_error(char *buffer, size_t length);
+void ctls_clear_errors(void);
+
 #endif

@@ -1,0 +1,138 @@
+import CTLS
+
+/// One TLS connection on memory BIOs, with no I/O of its own: ciphertext is fed in and taken
+/// out, plaintext is read and written, so it runs over a socket or any other byte stream.
+/// Not thread-safe: one owner (a loop) drives it.
+public final class TLSEngine {
+    public enum Status: Equatable {
+        case done
+        /// More ciphertext from the peer is needed.
+        case wantRead
+        /// The peer sent close_notify.
+        case closed
+        case failed(TLSError)
+    }
+
+    let ssl: OpaquePointer
+    /// Ciphertext from the peer (we write, OpenSSL reads) and to the peer (OpenSSL writes, we read).
+    private let inbound: OpaquePointer
+    private let outbound: OpaquePointer
+    public let role: TLSRole
+    public private(set) var handshakeComplete = false
+
+    public init(context: TLSContext, role: TLSRole, serverName: String? = nil) throws(TLSError) {
+        ctls_clear_errors()
+        guard let ssl = SSL_new(context.context) else { throw Self.lastError("SSL_new") }
+        self.ssl = ssl
+        self.role = role
+        inbound = BIO_new(BIO_s_mem())
+        outbound = BIO_new(BIO_s_mem())
+        SSL_set_bio(ssl, inbound, outbound)  // the SSL owns both BIOs now
+        if role == .server {
+            SSL_set_accept_state(ssl)
+        } else {
+            SSL_set_connect_state(ssl)
+            if let name = serverName ?? context.configuration.serverName, !name.isEmpty {
+                if !Self.isIPAddress(name) { _ = ctls_set_server_name(ssl, name) }
+                if !context.configuration.insecureSkipVerify {
+                    guard SSL_set1_host(ssl, name) == 1 else { throw Self.lastError("setting the expected host name") }
+                }
+            }
+        }
+    }
+
+    deinit { SSL_free(ssl) }
+
+    /// Hands the peer's ciphertext to OpenSSL (copied into the memory BIO).
+    public func feed(_ ciphertext: UnsafeRawBufferPointer) {
+        guard ciphertext.count > 0 else { return }
+        _ = BIO_write(inbound, ciphertext.baseAddress, Int32(ciphertext.count))
+    }
+
+    /// Ciphertext waiting to go to the peer.
+    public var pendingCiphertext: Int { Int(BIO_ctrl_pending(outbound)) }
+
+    /// Moves up to `buffer.count` bytes of ciphertext for the peer into `buffer`.
+    public func takeCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let count = BIO_read(outbound, buffer.baseAddress, Int32(buffer.count))
+        return max(0, Int(count))
+    }
+
+    /// Advances the handshake as far as the fed ciphertext allows.
+    public func handshake() -> Status {
+        guard !handshakeComplete else { return .done }
+        let result = SSL_do_handshake(ssl)
+        if result == 1 {
+            handshakeComplete = true
+            return .done
+        }
+        return status(after: result, operation: "handshake")
+    }
+
+    /// Decrypts into `buffer`: `.done` with the count, or why nothing came.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> (Status, Int) {
+        guard buffer.count > 0 else { return (.done, 0) }
+        var count = 0
+        let result = SSL_read_ex(ssl, buffer.baseAddress, buffer.count, &count)
+        if result == 1 { return (.done, count) }
+        return (status(after: result, operation: "read"), 0)
+    }
+
+    /// Encrypts `plaintext` (records of up to 16 KiB); the ciphertext waits in `pendingCiphertext`.
+    public func write(_ plaintext: UnsafeRawBufferPointer) -> Status {
+        var offset = 0
+        while offset < plaintext.count {
+            var written = 0
+            let result = SSL_write_ex(ssl, plaintext.baseAddress! + offset, plaintext.count - offset, &written)
+            guard result == 1 else { return status(after: result, operation: "write") }
+            offset += written
+        }
+        return .done
+    }
+
+    /// Queues close_notify for the peer.
+    public func shutdown() {
+        ctls_clear_errors()
+        _ = SSL_shutdown(ssl)
+    }
+
+    /// The protocol ALPN settled on, if any.
+    public var negotiatedALPN: String? {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
+
+    public var negotiatedVersion: String { String(cString: SSL_get_version(ssl)) }
+
+    private func status(after result: Int32, operation: String) -> Status {
+        switch SSL_get_error(ssl, result) {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            return .wantRead
+        case SSL_ERROR_ZERO_RETURN:
+            return .closed
+        default:
+            let verify = SSL_get_verify_result(ssl)
+            if verify != X509_V_OK {
+                ctls_clear_errors()
+                return .failed(TLSError("certificate verify failed: \(String(cString: X509_verify_cert_error_string(Int(verify))))"))
+            }
+            return .failed(Self.lastError("TLS \(operation)"))
+        }
+    }
+
+    /// The oldest queued OpenSSL error as text, prefixed with what we were doing.
+    static func lastError(_ doing: String) -> TLSError {
+        let reason = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 256) { buffer in
+            ctls_pop_error(buffer.baseAddress, buffer.count)
+            return String(cString: buffer.baseAddress!)
+        }
+        return TLSError(reason.isEmpty ? "\(doing) failed" : "\(doing): \(reason)")
+    }
+
+    static func isIPAddress(_ name: String) -> Bool {
+        name.contains(":") || name.split(separator: ".").count == 4 && name.allSatisfy { $0.isNumber || $0 == "." }
+    }
+}
