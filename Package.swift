@@ -37,16 +37,16 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"], exclude: ["Peers"]),
         .target(name: "Tunnel", dependencies: ["Reactor", "WebSocket", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "HTTP", "WebSocket"]),
-        .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", .product(name: "Logging", package: "swift-log"),
+        .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", "TLS", .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "Metrics", package: "swift-metrics")]),
         .executableTarget(name: "remotedialer-server", dependencies: [
-            "RemoteDialer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "RemoteDialer", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Metrics", package: "swift-metrics")]),
         .executableTarget(name: "remotedialer-client", dependencies: [
-            "RemoteDialer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RemoteDialer", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "remotedialer-dummy", dependencies: [
             "HTTP", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "RemoteDialerTests", dependencies: ["RemoteDialer", "Tunnel"]),
+        .testTarget(name: "RemoteDialerTests", dependencies: ["RemoteDialer", "Tunnel", "TLS"]),
     ],
     swiftLanguageModes: [.v6]
 )

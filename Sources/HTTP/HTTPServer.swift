@@ -7,6 +7,9 @@ public final class HTTPServer {
     private var listener: Listener?
     private let respond: HTTPServerConnection.Responder
 
+    /// Wraps each accepted connection before HTTP runs on it (TLS, for HTTPS); nil drops it.
+    public var wrapAccepted: ((Connection) -> (any ByteStream)?)?
+
     public init(loop: EventLoop, limits: HTTPLimits = HTTPLimits(), respond: @escaping HTTPServerConnection.Responder) {
         self.loop = loop
         self.limits = limits
@@ -17,9 +20,10 @@ public final class HTTPServer {
     @discardableResult
     public func listen(on address: SocketAddress, options: ListenOptions = ListenOptions()) throws(SocketError) -> SocketAddress {
         loop.assertInLoop()
-        let limits = self.limits, respond = self.respond
+        let limits = self.limits, respond = self.respond, wrap = self.wrapAccepted
         let listener = try loop.listen(on: address, options: options) { connection in
-            HTTPServerConnection(stream: connection, limits: limits, respond: respond).start()
+            guard let stream: any ByteStream = wrap.map({ $0(connection) }) ?? connection else { return }
+            HTTPServerConnection(stream: stream, limits: limits, respond: respond).start()
         }
         self.listener = listener
         return listener.address

@@ -8,6 +8,9 @@ public protocol ByteStream: AnyObject {
     /// False while the stream's outgoing buffer is above its high watermark.
     var isWritable: Bool { get }
     var isOpen: Bool { get }
+    /// True once `start(handler:)` was called: a layer taking the stream over then uses
+    /// `replaceHandler` instead.
+    var isStarted: Bool { get }
     /// Starts delivering events to `handler`; nothing is read before.
     func start(handler: any StreamHandler)
     /// Hands a started stream to another handler (a protocol upgrade, e.g. HTTP → WebSocket).

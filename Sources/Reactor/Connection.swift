@@ -74,6 +74,7 @@ public final class Connection: ByteStream, IOEventHandler {
     }
 
     public var isOpen: Bool { state == .open }
+    public var isStarted: Bool { state != .idle }
     /// False while the write queue is above its high watermark (until it drains below the low one).
     public var isWritable: Bool { writeQueue.isWritable }
     public var queuedWriteBytes: Int { writeQueue.queuedBytes }

@@ -1,5 +1,6 @@
 import HTTP
 import Reactor
+import TLS
 import Tunnel
 
 /// `/client/{id}/{scheme}/{host}[/{path...}]`: makes the request to `{scheme}://{host}/{path}`
@@ -12,6 +13,13 @@ public struct ClientRoute {
                                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]
 
     let server: RemoteDialerServer
+
+    /// "host:port" or "[v6]:port" without the port, for SNI and verification.
+    static func hostName(_ host: String) -> String {
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") { return String(host[host.index(after: host.startIndex)..<close]) }
+        guard let colon = host.lastIndex(of: ":") else { return host }
+        return String(host[..<colon])
+    }
 
     public init(server: RemoteDialerServer) { self.server = server }
 
@@ -27,14 +35,26 @@ public struct ClientRoute {
         // Go's url.Error prefix: the method with only its first letter upper-case ("Get").
         let operation = method.prefix(1).uppercased() + method.dropFirst().lowercased()
         let fail = { (error: Any) in exchange.respond(.internalServerError, body: "\(operation) \"\(url)\": \(error)") }
-        guard scheme == "http" else {
-            return fail("unsupported protocol scheme \"\(scheme)\" (https needs the TLS module, not in this build)")
-        }
+        guard scheme == "http" || scheme == "https" else { return fail("unsupported protocol scheme \"\(scheme)\"") }
         let timeout = exchange.head.queryParameter("timeout").flatMap { Int($0) }.map { Duration.seconds($0) } ?? .seconds(15)
-        let address = host.contains(":") ? host : "\(host):80"
+        let hostName = Self.hostName(host)
+        let address = host.hasSuffix("]") || !host.contains(":") ? "\(host):\(scheme == "https" ? 443 : 80)" : host
 
         let connection: TunnelConnection
         do { connection = try server.dial(clientKey: clientKey, proto: "tcp", address: address) } catch { return fail(error) }
+        // https: TLS inside the tunnelled connection, verified like any client would.
+        let upstreamStream: any ByteStream
+        if scheme == "https" {
+            do {
+                let context = try server.options.upstreamTLS ?? TLSContext(.client())
+                upstreamStream = try TLSStream(wrapping: connection, context: context, role: .client, serverName: hostName)
+            } catch {
+                connection.close()
+                return fail(error)
+            }
+        } else {
+            upstreamStream = connection
+        }
 
         var request = HTTPRequestHead(method: method, target: "/" + path)
         request.headers.add(name: "Host", value: host)
@@ -48,7 +68,7 @@ public struct ClientRoute {
 
         var timer: TimerID?
         let loop = exchange.loop
-        let upstream = HTTPClientExchange(stream: connection, request: request) { event in
+        let upstream = HTTPClientExchange(stream: upstreamStream, request: request) { event in
             switch event {
             case .head(let head):
                 var response = HTTPResponseHead(status: head.status)
@@ -58,7 +78,7 @@ public struct ClientRoute {
                 exchange.writeHead(response)
             case .bodyPiece(let piece):
                 exchange.writeBody(piece)
-                if !exchange.isWritable { connection.pauseReading() }
+                if !exchange.isWritable { upstreamStream.pauseReading() }
             case .end:
                 if let timer { loop.cancelTimer(timer) }
                 exchange.end()
@@ -72,7 +92,7 @@ public struct ClientRoute {
                 }
             }
         }
-        exchange.onWritable = { connection.resumeReading() }
+        exchange.onWritable = { upstreamStream.resumeReading() }
         exchange.onBodyPiece = { piece in
             upstream.writeBody(piece)
             if !upstream.isWritable { exchange.pauseBody() }

@@ -42,7 +42,7 @@ final class PeerLink {
         guard !stopped else { return }
         server.metrics.peer("attempt", peerID: peerID)
         let headers = [(TunnelHeaders.peerID, server.options.peerID), (TunnelHeaders.peerToken, token)]
-        WebSocketDialer.connect(to: url, headers: headers, on: loop, options: server.options.webSocket) { [weak self] result in
+        WebSocketDialer.connect(to: url, headers: headers, on: loop, tls: server.options.peerTLS, options: server.options.webSocket) { [weak self] result in
             guard let self, !stopped else {
                 if case .success(let socket) = result { socket.abort(error: TunnelError.sessionClosed) }
                 return

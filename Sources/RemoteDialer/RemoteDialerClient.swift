@@ -1,5 +1,6 @@
 import Logging
 import Reactor
+import TLS
 import Tunnel
 import WebSocket
 
@@ -12,6 +13,8 @@ public struct ClientOptions: Sendable {
     public var maxBackoff: Duration = .seconds(30)
     public var stableAfter: Duration = .seconds(10)
     public var handshakeTimeout: Duration = .seconds(30)
+    /// TLS for `wss://` (nil: verify against the system roots).
+    public var tls: TLSContext?
     public init() {}
 }
 
@@ -62,7 +65,7 @@ public final class RemoteDialerClient {
     private func attempt() {
         guard !stopped else { return }
         logger.info("connecting to \(url)")
-        WebSocketDialer.connect(to: url, headers: headers, on: loop, options: options.webSocket, timeout: options.handshakeTimeout) { [weak self] result in
+        WebSocketDialer.connect(to: url, headers: headers, on: loop, tls: options.tls, options: options.webSocket, timeout: options.handshakeTimeout) { [weak self] result in
             guard let self else { return }
             guard !stopped else {
                 if case .success(let socket) = result { socket.abort(error: TunnelError.sessionClosed) }

@@ -1,6 +1,7 @@
 import HTTP
 import Logging
 import Reactor
+import TLS
 import Tunnel
 import WebSocket
 
@@ -12,6 +13,10 @@ public struct ServerOptions: Sendable {
     public var peerToken = ""
     /// Period between attempts while a peer link is down (a random 0–20% is added).
     public var peerRetryInterval: Duration = .seconds(5)
+    /// TLS for `wss://` peer links (nil: verify against the system roots).
+    public var peerTLS: TLSContext?
+    /// TLS for `https` targets of the `/client/...` route (nil: verify against the system roots).
+    public var upstreamTLS: TLSContext?
     public init() {}
 }
 

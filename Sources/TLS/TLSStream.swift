@@ -35,6 +35,7 @@ public final class TLSStream: ByteStream, StreamHandler {
 
     public var loop: EventLoop { inner.loop }
     public var isOpen: Bool { state == .handshaking || state == .open }
+    public var isStarted: Bool { state != .idle }
     /// False until the handshake is done (writes before it are held, bounded), then the inner stream's.
     public var isWritable: Bool { state == .open && inner.isWritable }
     public var negotiatedALPN: String? { engine.negotiatedALPN }
@@ -46,14 +47,15 @@ public final class TLSStream: ByteStream, StreamHandler {
         precondition(state == .idle, "TLSStream started twice")
         self.handler = handler
         state = .handshaking
-        if inner.isOpen { inner.replaceHandler(self) } else { inner.start(handler: self) }
+        if inner.isStarted { inner.replaceHandler(self) } else { inner.start(handler: self) }
         advanceHandshake()
     }
 
     public func replaceHandler(_ handler: any StreamHandler) {
         loop.assertInLoop()
         self.handler = handler
-        if !plaintext.isEmpty { loop.runSoon { [self] in deliver() } }
+        // Checked later: the ring may be lent to the old handler's call that is handing us over.
+        loop.runSoon { [self] in if !plaintext.isEmpty { deliver() } }
     }
 
     // MARK: Reading

@@ -59,6 +59,7 @@ public final class TunnelConnection: ByteStream {
     }
 
     public var loop: EventLoop { session.loop }
+    public var isStarted: Bool { if case .none = consumer { false } else { true } }
 
     // MARK: Consumers
 
@@ -73,7 +74,8 @@ public final class TunnelConnection: ByteStream {
         loop.assertInLoop()
         guard case .handler = consumer else { preconditionFailure("replaceHandler before start") }
         consumer = .handler(handler)
-        if isOpen && !inbound.isEmpty { loop.runSoon { [self] in offerInbound() } }
+        // Checked later: the ring may be lent to the old handler's call that is handing us over.
+        loop.runSoon { [self] in if isOpen && !inbound.isEmpty { offerInbound() } }
     }
 
     /// Splices this connection with `stream` (not yet started) both ways, zero-copy inbound.
@@ -171,7 +173,7 @@ public final class TunnelConnection: ByteStream {
         loop.assertInLoop()
         guard readingPaused else { return }
         readingPaused = false
-        if isOpen && (!inbound.isEmpty || inboundEOF) { loop.runSoon { [self] in if !readingPaused { offerInbound() } } }
+        loop.runSoon { [self] in if isOpen && !readingPaused && (!inbound.isEmpty || inboundEOF) { offerInbound() } }
     }
 
     // MARK: Closing

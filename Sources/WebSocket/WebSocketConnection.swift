@@ -48,7 +48,7 @@ public final class WebSocketConnection: StreamHandler {
         self.handler = handler
         state = .open
         lastReceivedAt = MonotonicClock.now()
-        if stream.isOpen { stream.replaceHandler(self) } else { stream.start(handler: self) }
+        if stream.isStarted { stream.replaceHandler(self) } else { stream.start(handler: self) }
     }
 
     public var isOpen: Bool { state == .open }

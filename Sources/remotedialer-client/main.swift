@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import Reactor
 import RemoteDialer
+import TLS
 import Tunnel
 
 /// The bundled tunnel client; flags as the Go demo's (PROTOCOL.md §5), plus TLS and an allow list.
@@ -33,9 +34,11 @@ struct ClientCommand: ParsableCommand {
         }
         let logger = Logger(label: "remotedialer-client")
         let url = try WebSocketURL(connect)
-        if url.secure || ca != nil || insecure {
-            throw ValidationError("wss://, -ca and -insecure need the TLS module, which this build does not have yet")
-        }
+        var tlsConfiguration = TLSConfiguration.client()
+        tlsConfiguration.caFile = ca
+        tlsConfiguration.insecureSkipVerify = insecure
+        if insecure { logger.warning("-insecure: the server's certificate is NOT verified") }
+        let tls = try TLSContext(tlsConfiguration)
         let allowList = try allow.map { try AllowList($0) }
         if allowList == nil { logger.warning("no -allow given: the server may dial any address through this client") }
 
@@ -43,6 +46,7 @@ struct ClientCommand: ParsableCommand {
         let loop = try EventLoop(name: "client")
         var options = ClientOptions()
         options.tunnel.traceMessages = debug
+        options.tls = tls
         let client = RemoteDialerClient(loop: loop, url: url, headers: [(TunnelHeaders.clientID, id)], options: options,
                                         connectAuthorizer: { proto, address in
             let allowed = allowList?.allows(proto: proto, address: address) ?? true

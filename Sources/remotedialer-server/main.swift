@@ -6,6 +6,7 @@ import Metrics
 import Prometheus
 import Reactor
 import RemoteDialer
+import TLS
 
 /// The bundled tunnel server; flags as the Go demo's (PROTOCOL.md §5), plus TLS and metrics.
 struct ServerCommand: ParsableCommand {
@@ -26,6 +27,12 @@ struct ServerCommand: ParsableCommand {
     var cert: String?
     @Option(name: [.customLong("key", withSingleDash: true), .customLong("key")], help: "TLS private key (PEM)")
     var key: String?
+    @Option(name: [.customLong("peer-ca", withSingleDash: true), .customLong("peer-ca")], help: "CA file to verify wss:// peers (default: system roots)")
+    var peerCA: String?
+    @Flag(name: [.customLong("peer-insecure", withSingleDash: true), .customLong("peer-insecure")], help: "Skip TLS verification of peers (labs only)")
+    var peerInsecure = false
+    @Option(name: [.customLong("upstream-ca", withSingleDash: true), .customLong("upstream-ca")], help: "CA file to verify https targets of /client/... (default: system roots)")
+    var upstreamCA: String?
 
     func run() throws {
         let level: Logger.Level = debug ? .debug : .info
@@ -37,9 +44,16 @@ struct ServerCommand: ParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "remotedialer-server")
-        if cert != nil || key != nil {
-            throw ValidationError("-cert/-key need the TLS module, which this build does not have yet")
-        }
+        if (cert == nil) != (key == nil) { throw ValidationError("-cert and -key go together") }
+        let serving = try cert.map { try TLSContext(.server(certificateChainFile: $0, privateKeyFile: key!)) }
+        var peerConfiguration = TLSConfiguration.client()
+        peerConfiguration.caFile = peerCA
+        peerConfiguration.insecureSkipVerify = peerInsecure
+        if peerInsecure { logger.warning("-peer-insecure: peer certificates are NOT verified") }
+        let peerTLS = try TLSContext(peerConfiguration)
+        var upstreamConfiguration = TLSConfiguration.client()
+        upstreamConfiguration.caFile = upstreamCA
+        let upstreamTLS = try TLSContext(upstreamConfiguration)
         let address = try SocketAddress(listen)
         let peerList = try PeerSpec.parse(peers)
 
@@ -50,6 +64,8 @@ struct ServerCommand: ParsableCommand {
         options.tunnel.traceMessages = debug
         options.peerID = id
         options.peerToken = token
+        options.peerTLS = peerTLS
+        options.upstreamTLS = upstreamTLS
         let server = RemoteDialerServer(loop: loop, options: options)
         let clientRoute = ClientRoute(server: server)
         let http = HTTPServer(loop: loop) { exchange in
@@ -68,9 +84,17 @@ struct ServerCommand: ParsableCommand {
                 exchange.respond(.notFound, body: "404 page not found\n")
             }
         }
+        if let serving {
+            http.wrapAccepted = { (connection: Connection) -> (any ByteStream)? in
+                do { return try TLSStream(wrapping: connection, context: serving, role: .server) } catch {
+                    logger.error("TLS: \(error)")
+                    return nil
+                }
+            }
+        }
         try loop.run {
             let bound = try http.listen(on: address)
-            logger.info("listening on \(bound)")
+            logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)")")
             for peer in peerList { try server.addPeer(id: peer.id, token: peer.token, url: peer.url) }
             _ = try loop.watchSignals(signals) { signal in
                 logger.info("signal \(signal): shutting down")

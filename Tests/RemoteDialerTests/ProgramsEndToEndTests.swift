@@ -34,19 +34,24 @@ final class Deployment {
 
     /// Starts a client and waits until the server routes to it.
     @discardableResult
-    func startClient(serverPort: UInt16, id: String = "foo", _ extra: [String] = [], waitOn checkPort: UInt16? = nil) throws -> Subprocess {
-        let client = try Subprocess("remotedialer-client", ["-connect", "ws://127.0.0.1:\(serverPort)/connect", "-id", id] + extra)
+    /// `extra` may override `-connect`; `viaTLS` is the CA to check an HTTPS server with.
+    func startClient(serverPort: UInt16, id: String = "foo", _ extra: [String] = [], waitOn checkPort: UInt16? = nil,
+                     viaTLS caFile: String? = nil) throws -> Subprocess {
+        let connect = extra.contains("-connect") ? [] : ["-connect", "ws://127.0.0.1:\(serverPort)/connect"]
+        let client = try Subprocess("remotedialer-client", connect + ["-id", id] + extra)
         clients.append(client)
         let port = checkPort ?? serverPort
         let routed = eventually {
-            (try? curl(["http://127.0.0.1:\(port)/client/\(id)/http/127.0.0.1:\(filePort)/file", "-r", "0-0"]))?.status == 206
+            let probe = caFile.map { ["--cacert", $0] } ?? []
+            return (try? curl(probe + [url(port, client: id, scheme: caFile == nil ? "http" : "https"), "-r", "0-0"]))?.status == 206
         }
         try #require(routed, "client \(id) never reachable: \(client.output)")
         return client
     }
 
-    func url(_ serverPort: UInt16, client: String = "foo", target: String? = nil, path: String = "file") -> String {
-        "http://127.0.0.1:\(serverPort)/client/\(client)/http/\(target ?? "127.0.0.1:\(filePort)")/\(path)"
+    func url(_ serverPort: UInt16, client: String = "foo", target: String? = nil, path: String = "file", scheme: String = "http") -> String {
+        let host = scheme == "https" ? "localhost" : "127.0.0.1"
+        return "\(scheme)://\(host):\(serverPort)/client/\(client)/http/\(target ?? "127.0.0.1:\(filePort)")/\(path)"
     }
 
     deinit {
