@@ -9,7 +9,11 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "reactor-relay-bench",
-            dependencies: [.product(name: "Reactor", package: "RemoteDialer")]
+            dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "TLS", package: "RemoteDialer")]
+        ),
+        .executableTarget(
+            name: "frame-parser-bench",
+            dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "WebSocket", package: "RemoteDialer")]
         ),
         .executableTarget(
             name: "tunnel-bench",

@@ -1,11 +1,15 @@
 import Dispatch
 import Glibc
+import Foundation
 import Reactor
+import TLS
 
 // Loopback stream throughput of one relay hop: source → relay → sink, where the relay is either
 // a plain blocking read/write copy thread (the baseline) or the reactor's StreamRelay on one
-// loop. Prints MB/s, the relay's CPU seconds per GiB, and the ratio to the baseline, as the
-// median of R alternating runs.
+// loop; plus the same hop with TLS added: the relay encrypts (TLSStream client) towards a
+// terminator on a second loop that decrypts (TLSStream server) and relays to the sink. Prints
+// MB/s, the relay loop's CPU seconds per GiB, and the ratio to the baseline, as the median of R
+// alternating runs. `openssl speed -evp aes-128-gcm` is the ceiling for the TLS row.
 //
 // usage: reactor-relay-bench [MiB per run, default 1024] [runs, default 3]
 
@@ -68,7 +72,7 @@ func writeAll(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Bool {
 func startSink() -> (port: UInt16, done: DispatchSemaphore) {
     let (listenFD, port) = listeningSocket()
     let done = DispatchSemaphore(value: 0)
-    Thread.start {
+    RawThread.start {
         let fd = accept(listenFD, nil, nil)
         close(listenFD)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
@@ -87,7 +91,7 @@ func startSink() -> (port: UInt16, done: DispatchSemaphore) {
 
 /// Source: connects to `port` and writes `totalBytes`.
 func runSource(port: UInt16) {
-    Thread.start {
+    RawThread.start {
         let fd = connectTo(port: port)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
         buffer.initializeMemory(as: UInt8.self, repeating: 0x5A, count: chunkSize)
@@ -107,7 +111,7 @@ func measureBlockingCopy() -> Measurement {
     let sink = startSink()
     let (listenFD, relayPort) = listeningSocket()
     let cpu = CPUBox()
-    Thread.start {
+    RawThread.start {
         let inbound = accept(listenFD, nil, nil)
         close(listenFD)
         let outbound = connectTo(port: sink.port)
@@ -154,11 +158,59 @@ func measureReactorRelay(group: ReactorGroup) -> Measurement {
     return Measurement(seconds: seconds, relayCPUSeconds: cpuAfter - cpuBefore)
 }
 
+/// A throw-away CA and server certificate from Scripts/make-test-pki.sh.
+func makeTLSContexts() -> (client: TLSContext, server: TLSContext) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-pki-\(getpid())").path
+    let script = ["Scripts/make-test-pki.sh", "../Scripts/make-test-pki.sh"].first { FileManager.default.fileExists(atPath: $0) }
+    check(script != nil, "run from the repository root (Scripts/make-test-pki.sh not found)")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [script!, directory]
+    try! process.run()
+    process.waitUntilExit()
+    var client = TLSConfiguration.client(serverName: "localhost")
+    client.caFile = directory + "/ca.pem"
+    return (try! TLSContext(client), try! TLSContext(.server(certificateChainFile: directory + "/server.pem", privateKeyFile: directory + "/server.key")))
+}
+
+/// source → relay (loop 0, encrypts) → TLS terminator (loop 1, decrypts) → sink.
+func measureTLSRelay(group: ReactorGroup, contexts: (client: TLSContext, server: TLSContext)) -> Measurement {
+    let relayLoop = group.loops[0], terminatorLoop = group.loops[1]
+    let sink = startSink()
+    let sinkAddress = try! SocketAddress("127.0.0.1:\(sink.port)")
+    let terminator = try! terminatorLoop.runBlocking { () throws(SocketError) -> Listener in
+        try terminatorLoop.listen(on: SocketAddress("127.0.0.1:0")) { encrypted in
+            terminatorLoop.connect(to: sinkAddress) { result in
+                guard case .success(let plain) = result else { return encrypted.close() }
+                _ = StreamRelay(try! TLSStream(wrapping: encrypted, context: contexts.server, role: .server), plain)
+            }
+        }
+    }
+    let terminatorAddress = terminator.address
+    let listener = try! relayLoop.runBlocking { () throws(SocketError) -> Listener in
+        try relayLoop.listen(on: SocketAddress("127.0.0.1:0")) { inbound in
+            relayLoop.connect(to: terminatorAddress) { result in
+                guard case .success(let outbound) = result else { return inbound.close() }
+                _ = StreamRelay(inbound, try! TLSStream(wrapping: outbound, context: contexts.client, role: .client))
+            }
+        }
+    }
+    let cpuBefore = relayLoop.runBlocking { threadCPUSeconds() }
+    let start = MonotonicClock.now()
+    runSource(port: listener.address.port)
+    sink.done.wait()
+    let seconds = Double(MonotonicClock.now() - start) / 1e9
+    let cpuAfter = relayLoop.runBlocking { threadCPUSeconds() }
+    relayLoop.runBlocking { listener.close() }
+    terminatorLoop.runBlocking { terminator.close() }
+    return Measurement(seconds: seconds, relayCPUSeconds: cpuAfter - cpuBefore)
+}
+
 final class CPUBox: @unchecked Sendable {  // written by the copy thread before the sink finishes; read after a pause
     var seconds = 0.0
 }
 
-enum Thread {
+enum RawThread {
     private final class Body: @unchecked Sendable {  // owned by exactly one new thread
         let run: () -> Void
         init(_ run: @escaping () -> Void) { self.run = run }
@@ -182,21 +234,24 @@ func fixed(_ value: Double, _ digits: Int = 2) -> String {
 }
 func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
 
-let group = try ReactorGroup(loopCount: 1)
+let group = try ReactorGroup(loopCount: 2)
+let tls = makeTLSContexts()
 var baseline: [Measurement] = []
 var reactor: [Measurement] = []
+var encrypted: [Measurement] = []
 print("relay of \(totalBytes >> 20) MiB over loopback, \(runs) run(s) each, alternating…")
 for run in 1...runs {
     baseline.append(measureBlockingCopy())
     reactor.append(measureReactorRelay(group: group))
-    print("  run \(run): blocking copy \(Int(baseline.last!.megabytesPerSecond)) MB/s, reactor relay \(Int(reactor.last!.megabytesPerSecond)) MB/s")
+    encrypted.append(measureTLSRelay(group: group, contexts: tls))
+    print("  run \(run): blocking copy \(Int(baseline.last!.megabytesPerSecond)) MB/s, reactor relay \(Int(reactor.last!.megabytesPerSecond)) MB/s, TLS relay \(Int(encrypted.last!.megabytesPerSecond)) MB/s")
 }
 group.shutdown()
 
 let baseRate = median(baseline.map(\.megabytesPerSecond))
 print("")
 print(pad("relay", 22) + pad("MB/s", 10) + pad("CPU s/GiB", 12) + "ratio")
-for (name, rows) in [("blocking copy", baseline), ("reactor StreamRelay", reactor)] {
+for (name, rows) in [("blocking copy", baseline), ("reactor StreamRelay", reactor), ("reactor relay + TLS", encrypted)] {
     let rate = median(rows.map(\.megabytesPerSecond))
     print(pad(name, 22) + pad("\(Int(rate))", 10) + pad(fixed(median(rows.map(\.cpuSecondsPerGiB)), 3), 12) + fixed(rate / baseRate))
 }
