@@ -17,7 +17,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "tunnel-bench",
-            dependencies: [.product(name: "Reactor", package: "RemoteDialer")]
+            dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "RemoteDialer", package: "RemoteDialer"),
+                           .product(name: "Tunnel", package: "RemoteDialer")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -99,12 +99,12 @@ func freePort() -> UInt16 {
     return UInt16(bigEndian: address.sin_port)
 }
 
-/// Polls `url` with curl until it answers 200 or `timeout` passes.
-func waitUntilServing(_ url: String, timeout: TimeInterval = 20) -> Bool {
+/// Polls `url` with curl until it answers `status` (any HTTP answer when nil) or `timeout` passes.
+func waitUntilServing(_ url: String, status: String? = "200", timeout: TimeInterval = 20) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if let result = try? run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url]),
-           result.out == "200" { return true }
+           status.map({ result.out == $0 }) ?? (result.out != "000") { return true }
         usleep(100_000)
     }
     return false

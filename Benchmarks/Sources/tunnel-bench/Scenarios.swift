@@ -29,6 +29,7 @@ struct Settings {
     var rpsSeconds = 10
     var concurrentDownloads = 100
     var partBytes = 16 << 20
+    var sessions = 1000
 }
 
 /// Downloads `url` through curl into sha256sum; returns (seconds, bytes, sha256).

@@ -6,14 +6,14 @@ import Reactor
 // JSON and an SVG chart. See README "Benchmarks".
 
 let usage = """
-usage: tunnel-bench [--impl NAME=SERVER_BINARY,CLIENT_BINARY]... [--scenarios bulk,rps,conns,baseline]
-                    [--bulk-mib 1024] [--rps-connections 64] [--rps-seconds 10] [--downloads 100]
+usage: tunnel-bench [--impl NAME=SERVER_BINARY,CLIENT_BINARY]... [--scenarios baseline,bulk,rps,conns,sessions]
+                    [--bulk-mib 1024] [--rps-connections 64] [--rps-seconds 10] [--downloads 100] [--sessions 1000]
                     [--part-mib 16] [--repeat 3] [--json FILE] [--svg FILE]
   Implementations default to ours (remotedialer-server/-client from the main package's release build).
 """
 
 var implementations: [Implementation] = []
-var scenarios = ["baseline", "bulk", "rps", "conns"]
+var scenarios = ["baseline", "bulk", "rps", "conns", "sessions"]
 var settings = Settings()
 var repeats = 3
 var jsonPath = "bench-results/tunnel-bench.json"
@@ -35,6 +35,7 @@ while let argument = arguments.popFirst() {
     case "--rps-seconds": settings.rpsSeconds = Int(value())!
     case "--downloads": settings.concurrentDownloads = Int(value())!
     case "--part-mib": settings.partBytes = Int(value())! << 20
+    case "--sessions": settings.sessions = Int(value())!
     case "--repeat": repeats = Int(value())!
     case "--json": jsonPath = value()
     case "--svg": svgPath = value()
@@ -72,7 +73,7 @@ try FileManager.default.removeItem(at: payloadFile)
 
 var reports: [String: ScenarioReport] = [:]
 var failures: [String] = []
-let specs = ["bulk": bulkSpec, "rps": rpsSpec, "conns": connsSpec, "baseline": baselineSpec]
+let specs = ["bulk": bulkSpec, "rps": rpsSpec, "conns": connsSpec, "baseline": baselineSpec, "sessions": sessionsSpec]
 for name in scenarios { guard specs[name] != nil else { print("unknown scenario \(name)"); exit(2) }; reports[name] = ScenarioReport(spec: specs[name]!) }
 
 let started = Date()
@@ -113,6 +114,8 @@ for round in 1...repeats {
                     reports["rps"]!.add(implementation.name, try rps(tunnel.url(sourcePort: source.port, path: "small"), settings: settings, scratch: scratch))
                 case "conns":
                     reports["conns"]!.add(implementation.name, try concurrentDownloads(tunnel.url(sourcePort: source.port, path: "part"), settings: settings, server: tunnel.server))
+                case "sessions":
+                    reports["sessions"]!.add(implementation.name, try idleSessions(implementation, sourcePort: source.port, settings: settings, scratch: scratch))
                 default: break
                 }
             } catch {

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The tunnel benchmark harness: every scenario (baseline, bulk, rps, conns, sessions) for each
+# implementation given with --impl NAME=SERVER,CLIENT (default: ours, release build), medians
+# of --repeat runs, ratios to the first implementation, JSON and SVG under bench-results/.
+# usage: Scripts/tunnel-bench.sh [harness options]   (see Benchmarks/README.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+bash Scripts/install-deps.sh
+for product in remotedialer-server remotedialer-client remotedialer-dummy; do
+    swift build -c release --product "$product"
+done
+(cd Benchmarks && swift build -c release --product tunnel-bench)
+Benchmarks/.build/release/tunnel-bench "$@"
