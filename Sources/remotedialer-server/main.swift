@@ -68,22 +68,16 @@ struct ServerCommand: ParsableCommand {
         options.upstreamTLS = upstreamTLS
         let server = RemoteDialerServer(loop: loop, options: options)
         let clientRoute = ClientRoute(server: server)
-        let http = HTTPServer(loop: loop) { exchange in
-            let path = exchange.head.path
-            if path == "/connect" {
-                server.handleConnect(exchange)
-            } else if path.hasPrefix(ClientRoute.prefix) {
-                clientRoute.handle(exchange)
-            } else if path == "/healthz" {
-                exchange.respond(.ok, body: "ok\n")
-            } else if path == "/metrics" {
-                var bytes: [UInt8] = []
-                registry.emit(into: &bytes)
-                exchange.respond(.ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: String(decoding: bytes, as: UTF8.self))
-            } else {
-                exchange.respond(.notFound, body: "404 page not found\n")
-            }
+        var router = HTTPRouter()
+        router.add("/connect") { server.handleConnect($0) }
+        router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
+        router.add("/healthz") { $0.respond(.ok, body: "ok\n") }
+        router.add("/metrics") { exchange in
+            var bytes: [UInt8] = []
+            registry.emit(into: &bytes)
+            exchange.respond(.ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: String(decoding: bytes, as: UTF8.self))
         }
+        let http = HTTPServer(loop: loop) { [router] in router.route($0) }
         if let serving {
             http.wrapAccepted = { (connection: Connection) -> (any ByteStream)? in
                 do { return try TLSStream(wrapping: connection, context: serving, role: .server) } catch {
