@@ -39,13 +39,15 @@ let package = Package(
         .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "HTTP", "WebSocket"]),
         .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", "TLS", .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "Metrics", package: "swift-metrics")]),
+        .target(name: "ProgramSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                      .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "remotedialer-server", dependencies: [
-            "RemoteDialer", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "RemoteDialer", "ProgramSupport", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Metrics", package: "swift-metrics")]),
         .executableTarget(name: "remotedialer-client", dependencies: [
-            "RemoteDialer", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RemoteDialer", "ProgramSupport", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "remotedialer-dummy", dependencies: [
-            "HTTP", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "HTTP", "ProgramSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RemoteDialerTests", dependencies: ["RemoteDialer", "Tunnel", "TLS"]),
     ],
     swiftLanguageModes: [.v6]

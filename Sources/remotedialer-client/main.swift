@@ -1,4 +1,5 @@
 import ArgumentParser
+import ProgramSupport
 import Glibc
 import Logging
 import Reactor
@@ -11,27 +12,22 @@ struct ClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "remotedialer-client",
         abstract: "Reverse-tunnel client: connects out to the server and dials what the server asks for.")
 
-    @Option(name: [.customLong("connect", withSingleDash: true), .customLong("connect")], help: "Server connect URL")
+    @Option(name: .goStyle("connect"), help: "Server connect URL")
     var connect = "ws://localhost:8123/connect"
-    @Option(name: [.customLong("id", withSingleDash: true), .customLong("id")], help: "Client id (X-Tunnel-ID)")
+    @Option(name: .goStyle("id"), help: "Client id (X-Tunnel-ID)")
     var id = "foo"
-    @Flag(name: [.customLong("debug", withSingleDash: true), .customLong("debug")], help: "Trace every tunnel message")
+    @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
-    @Option(name: [.customLong("ca", withSingleDash: true), .customLong("ca")], help: "CA file to verify a wss:// server")
+    @Option(name: .goStyle("ca"), help: "CA file to verify a wss:// server")
     var ca: String?
-    @Flag(name: [.customLong("insecure", withSingleDash: true), .customLong("insecure")], help: "Skip TLS verification (labs only)")
+    @Flag(name: .goStyle("insecure"), help: "Skip TLS verification (labs only)")
     var insecure = false
-    @Option(name: [.customLong("allow", withSingleDash: true), .customLong("allow")],
+    @Option(name: .goStyle("allow"),
             help: "Comma-separated proto/address patterns the server may dial (* wildcards), e.g. tcp/127.0.0.1:*; default: everything")
     var allow: String?
 
     func run() throws {
-        let level: Logger.Level = debug ? .debug : .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(debug: debug)
         let logger = Logger(label: "remotedialer-client")
         let url = try WebSocketURL(connect)
         var tlsConfiguration = TLSConfiguration.client()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ProgramSupport
 import Glibc
 import HTTP
 import Reactor
@@ -9,7 +10,7 @@ struct DummyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "remotedialer-dummy",
         abstract: "Serves the current directory over HTTP (a target for tunnel tests and benchmarks).")
 
-    @Option(name: [.customLong("listen", withSingleDash: true), .customLong("listen")], help: "Listen address")
+    @Option(name: .goStyle("listen"), help: "Listen address")
     var listen = ":8125"
 
     func run() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ProgramSupport
 import Glibc
 import HTTP
 import Logging
@@ -13,34 +14,29 @@ struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "remotedialer-server",
         abstract: "Reverse-tunnel server: clients connect to /connect; /client/{id}/{scheme}/{host}/{path} goes through them.")
 
-    @Option(name: [.customLong("listen", withSingleDash: true), .customLong("listen")], help: "Listen address")
+    @Option(name: .goStyle("listen"), help: "Listen address")
     var listen = ":8123"
-    @Option(name: [.customLong("id", withSingleDash: true), .customLong("id")], help: "Peer id of this server (HA)")
+    @Option(name: .goStyle("id"), help: "Peer id of this server (HA)")
     var id = ""
-    @Option(name: [.customLong("token", withSingleDash: true), .customLong("token")], help: "Peer token (HA)")
+    @Option(name: .goStyle("token"), help: "Peer token (HA)")
     var token = ""
-    @Option(name: [.customLong("peers", withSingleDash: true), .customLong("peers")], help: "Peers: id:token:url,id:token:url")
+    @Option(name: .goStyle("peers"), help: "Peers: id:token:url,id:token:url")
     var peers = ""
-    @Flag(name: [.customLong("debug", withSingleDash: true), .customLong("debug")], help: "Trace every tunnel message")
+    @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
-    @Option(name: [.customLong("cert", withSingleDash: true), .customLong("cert")], help: "TLS certificate chain (PEM) to serve HTTPS")
+    @Option(name: .goStyle("cert"), help: "TLS certificate chain (PEM) to serve HTTPS")
     var cert: String?
-    @Option(name: [.customLong("key", withSingleDash: true), .customLong("key")], help: "TLS private key (PEM)")
+    @Option(name: .goStyle("key"), help: "TLS private key (PEM)")
     var key: String?
-    @Option(name: [.customLong("peer-ca", withSingleDash: true), .customLong("peer-ca")], help: "CA file to verify wss:// peers (default: system roots)")
+    @Option(name: .goStyle("peer-ca"), help: "CA file to verify wss:// peers (default: system roots)")
     var peerCA: String?
-    @Flag(name: [.customLong("peer-insecure", withSingleDash: true), .customLong("peer-insecure")], help: "Skip TLS verification of peers (labs only)")
+    @Flag(name: .goStyle("peer-insecure"), help: "Skip TLS verification of peers (labs only)")
     var peerInsecure = false
-    @Option(name: [.customLong("upstream-ca", withSingleDash: true), .customLong("upstream-ca")], help: "CA file to verify https targets of /client/... (default: system roots)")
+    @Option(name: .goStyle("upstream-ca"), help: "CA file to verify https targets of /client/... (default: system roots)")
     var upstreamCA: String?
 
     func run() throws {
-        let level: Logger.Level = debug ? .debug : .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(debug: debug)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "remotedialer-server")
