@@ -1,11 +1,6 @@
 import Reactor
+@_exported import TestSupport
 
-/// Ways to cut `bytes` into pieces: one byte at a time, and in two at every cut point.
-func cuttings(_ bytes: [UInt8]) -> [[[UInt8]]] {
-    var result: [[[UInt8]]] = [bytes.map { [$0] }]
-    for cut in 0...bytes.count { result.append([Array(bytes[..<cut]), Array(bytes[cut...])]) }
-    return result
-}
 
 /// Deterministic pseudo-random numbers for fuzz-style tests (xorshift).
 struct Xorshift {

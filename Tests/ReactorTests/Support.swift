@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Reactor
+@_exported import TestSupport
 
 /// A position-independent checksum (Fletcher over 64-bit words, bytes carried across calls), so
 /// the same stream gives the same value however it was chunked.
@@ -66,14 +67,6 @@ struct RandomBytes {
     }
 }
 
-/// Number of open file descriptors of this process.
-func openFileDescriptorCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    var count = 0
-    while readdir(dir) != nil { count += 1 }
-    return count - 3  // ".", "..", and the directory stream itself
-}
 
 /// A one-shot value handed from a loop thread to a waiting test thread.
 final class Outcome<Value: Sendable>: @unchecked Sendable {  // guarded by the semaphore's ordering and `lock`
@@ -111,21 +104,6 @@ final class PThreadLock: @unchecked Sendable {  // the mutex itself is the synch
     }
 }
 
-/// Echoes everything back, pausing its own reading while its write queue is above the watermark.
-final class EchoHandler: StreamHandler {
-    func streamDidRead(_ connection: any ByteStream, _ buffer: inout RingBuffer) {
-        buffer.withReadableRegions { a, b in _ = connection.write(a, b) }
-        buffer.consume(buffer.readableBytes)
-        if !connection.isWritable { connection.pauseReading() }
-    }
-
-    func streamWritabilityDidChange(_ connection: any ByteStream, isWritable: Bool) {
-        if isWritable { connection.resumeReading() }
-    }
-
-    func streamDidReadEOF(_ connection: any ByteStream) { connection.closeAfterFlush() }
-    func streamDidClose(_ connection: any ByteStream, error: (any Error)?) {}
-}
 
 /// Blocking loopback client socket for tests that need a peer outside the reactor.
 func blockingConnect(port: UInt16) -> Int32 {

@@ -3,18 +3,8 @@ import Glibc
 import Reactor
 import Testing
 import TLS
+import TestSupport
 
-/// Echoes plaintext, pausing while the write side is full.
-final class EchoHandler: StreamHandler {
-    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
-        buffer.withReadableRegions { a, b in _ = stream.write(a, b) }
-        buffer.consume(buffer.readableBytes)
-        if !stream.isWritable { stream.pauseReading() }
-    }
-    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { stream.resumeReading() } }
-    func streamDidReadEOF(_ stream: any ByteStream) { stream.closeAfterFlush() }
-    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {}
-}
 
 /// Sends `total` pattern bytes, reads the echo and checks it; reports the outcome once.
 final class EchoVerifier: StreamHandler {

@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import HTTP
 import Reactor
+@_exported import TestSupport
 import Tunnel
 import WebSocket
 
@@ -71,16 +72,6 @@ final class TunnelFixture: @unchecked Sendable {  // fields are set before the s
     }
 }
 
-final class EchoHandler: StreamHandler {
-    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
-        buffer.withReadableRegions { a, b in _ = stream.write(a, b) }
-        buffer.consume(buffer.readableBytes)
-        if !stream.isWritable { stream.pauseReading() }
-    }
-    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { stream.resumeReading() } }
-    func streamDidReadEOF(_ stream: any ByteStream) { stream.closeAfterFlush() }
-    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {}
-}
 
 /// Sends `total` bytes of pattern `i % 251` as fast as the socket takes them, then closes.
 final class SourceHandler: StreamHandler {
@@ -116,10 +107,3 @@ final class Signal<Value>: @unchecked Sendable {  // value written before signal
     }
 }
 
-func openFileDescriptorCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    var count = 0
-    while readdir(dir) != nil { count += 1 }
-    return count - 3
-}

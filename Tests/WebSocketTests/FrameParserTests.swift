@@ -1,5 +1,6 @@
 import Reactor
 import Testing
+import TestSupport
 @testable import WebSocket
 
 /// Builds a frame as a peer would send it.
@@ -54,11 +55,6 @@ func parse(_ pieces: [[UInt8]], role: WebSocketRole = .server, maxMessageSize: I
     return events
 }
 
-func cuttings(_ bytes: [UInt8]) -> [[[UInt8]]] {
-    var result: [[[UInt8]]] = [bytes.map { [$0] }]
-    for cut in 0...bytes.count { result.append([Array(bytes[..<cut]), Array(bytes[cut...])]) }
-    return result
-}
 
 struct FrameParserTests {
     static let text = Array("héllo wörld".utf8)
