@@ -49,7 +49,7 @@ let package = Package(
             "RemoteDialer", "ProgramSupport", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "remotedialer-dummy", dependencies: [
             "HTTP", "ProgramSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "RemoteDialerTests", dependencies: ["RemoteDialer", "Tunnel", "TLS"]),
+        .testTarget(name: "RemoteDialerTests", dependencies: ["TestSupport", "RemoteDialer", "Tunnel", "TLS"]),
     ],
     swiftLanguageModes: [.v6]
 )

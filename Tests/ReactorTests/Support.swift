@@ -107,15 +107,7 @@ final class PThreadLock: @unchecked Sendable {  // the mutex itself is the synch
 
 /// Blocking loopback client socket for tests that need a peer outside the reactor.
 func blockingConnect(port: UInt16) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    precondition(rc == 0, "connect failed: \(errno)")
+    guard let fd = connectLoopback(port: port) else { preconditionFailure("connect failed: \(errno)") }
     return fd
 }
 
