@@ -25,6 +25,15 @@ public final class Connection: ByteStream, IOEventHandler {
     private var shutdownWriteRequested = false
     private var writeShutDown = false
     private var closeAfterFlushRequested = false
+    /// A file being sent with sendfile(2) once the write queue is empty.
+    private var fileSend: FileSend?
+
+    private struct FileSend {
+        let fd: Int32
+        var offset: Int
+        var remaining: Int
+        let completion: (Result<Void, SocketError>) -> Void
+    }
     private var smallReadStreak = 0
 
     /// Wraps a connected, nonblocking socket; nothing is read until `start(handler:)`.
@@ -106,7 +115,7 @@ public final class Connection: ByteStream, IOEventHandler {
         guard state == .open, let id else { return }
         var interest: Interest = []
         if !readingPaused && !readBufferFull && !readEOF { interest.insert(.read) }
-        if !writeQueue.isEmpty { interest.insert(.write) }
+        if !writeQueue.isEmpty || fileSend != nil { interest.insert(.write) }
         loop.setInterest(id, interest)
     }
 
@@ -194,7 +203,7 @@ public final class Connection: ByteStream, IOEventHandler {
         loop.assertInLoop()
         guard state != .closed, !shutdownWriteRequested else { return false }
         var written = 0
-        if writeQueue.isEmpty && state == .open {
+        if writeQueue.isEmpty && fileSend == nil && state == .open {
             switch Syscall.send(fd, first, second) {
             case .success(let n): written = n
             case .failure(let error):
@@ -262,12 +271,51 @@ public final class Connection: ByteStream, IOEventHandler {
                 continue
             }
         }
+        guard sendFilePortion() else { return }
         updateInterest()
         notifyWritabilityChange()
         // The writability callback may have queued more: finish only on a really empty queue.
         guard state == .open, writeQueue.isEmpty else { return }
         if closeAfterFlushRequested { return close() }
         if shutdownWriteRequested { shutdownWriteNow() }
+    }
+
+    /// Sends `count` bytes of the open file `fileFD` from `offset` with sendfile(2), after
+    /// everything already written: the kernel copies from the page cache, we never touch the
+    /// bytes. Writes made before `completion` queue behind the file. `completion` runs on the
+    /// loop once all is sent, or with the error; the caller keeps and closes `fileFD`.
+    public func sendFile(_ fileFD: Int32, offset: Int, count: Int, completion: @escaping (Result<Void, SocketError>) -> Void) {
+        loop.assertInLoop()
+        precondition(fileSend == nil, "one sendFile at a time")
+        guard state == .open, !shutdownWriteRequested else { return loop.runSoon { completion(.failure(SocketError(.closed, operation: "sendfile"))) } }
+        fileSend = FileSend(fd: fileFD, offset: offset, remaining: count, completion: completion)
+        if writeQueue.isEmpty { flushWriteQueue() } else { updateInterest() }
+    }
+
+    /// Moves file bytes while the socket takes them; true once no file is pending.
+    private func sendFilePortion() -> Bool {
+        guard var file = fileSend else { return true }
+        while file.remaining > 0 {
+            var offset = Int64(file.offset)
+            let sent = csystem_sendfile(fd, file.fd, &offset, UInt(min(file.remaining, 1 << 20)))
+            if sent > 0 {
+                file.offset = Int(offset)
+                file.remaining -= sent
+            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                fileSend = file
+                updateInterest()
+                return false
+            } else {
+                fileSend = nil
+                let error = sent == 0 ? SocketError(.closed, operation: "sendfile: file shorter than announced") : SocketError.errno("sendfile")
+                file.completion(.failure(error))
+                fail(error)
+                return false
+            }
+        }
+        fileSend = nil
+        file.completion(.success(()))
+        return writeQueue.isEmpty && fileSend == nil
     }
 
     private func notifyWritabilityChange() {
@@ -325,6 +373,11 @@ public final class Connection: ByteStream, IOEventHandler {
         Glibc.close(fd)
         fd = -1
         writeQueue.discardAll()
+        if let file = fileSend {
+            fileSend = nil
+            let reason = (error as? SocketError) ?? SocketError(.closed, operation: "sendfile")
+            loop.runSoon { file.completion(.failure(reason)) }
+        }
         // The read ring may be borrowed by a handler call on the stack right now: free it later.
         loop.runSoon { [self] in
             readBuffer.discardAll()

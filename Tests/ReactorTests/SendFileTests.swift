@@ -1,0 +1,47 @@
+import Foundation
+import Glibc
+import Reactor
+import Testing
+
+/// sendfile(2) through a connection: ordered after bytes already written, from an offset.
+struct SendFileTests {
+    @Test func fileGoesOutAfterQueuedBytesFromItsOffset() throws {
+        var random = SystemRandomNumberGenerator()
+        let content = (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sendfile-\(UUID().uuidString)").path
+        FileManager.default.createFile(atPath: path, contents: Data(content))
+        defer { unlink(path) }
+        let file = open(path, O_RDONLY)
+        defer { close(file) }
+
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.next()
+        let completed = Outcome<Bool>()
+        let listener = try loop.runBlocking { () throws(SocketError) -> Listener in
+            try loop.listen(on: SocketAddress("127.0.0.1:0")) { connection in
+                connection.start(handler: EchoHandler())
+                connection.write(Array("HEAD".utf8))
+                connection.sendFile(file, offset: 1000, count: 2 << 20) { result in
+                    if case .success = result { completed.set(true) } else { completed.set(false) }
+                    connection.write(Array("TAIL".utf8))
+                    connection.closeAfterFlush()
+                }
+            }
+        }
+        let fd = blockingConnect(port: listener.address.port)
+        defer { close(fd) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            received += buffer[..<count]
+        }
+        #expect(completed.wait() == true)
+        let expected = Array("HEAD".utf8) + content[1000..<(1000 + (2 << 20))] + Array("TAIL".utf8)
+        let same = received == expected
+        #expect(same, "received \(received.count) bytes, expected \(expected.count)")
+        loop.runBlocking { listener.close() }
+    }
+}
