@@ -15,6 +15,17 @@ let package = Package(
             name: "frame-parser-bench",
             dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "WebSocket", package: "RemoteDialer")]
         ),
+        // libFuzzer targets: build with `swift build --sanitize=fuzzer` (Scripts/fuzz.sh).
+        .executableTarget(
+            name: "fuzz-frame-parser",
+            dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "WebSocket", package: "RemoteDialer")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .executableTarget(
+            name: "fuzz-http-head",
+            dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "HTTP", package: "RemoteDialer")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
         .executableTarget(
             name: "tunnel-bench",
             dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "RemoteDialer", package: "RemoteDialer"),

@@ -78,7 +78,7 @@ public final class TLSStream: ByteStream, StreamHandler {
             if !early.isEmpty {
                 let pending = early.bytes()
                 early.discardAll()
-                pending.withUnsafeBytes { encrypt($0) }
+                _ = pending.withUnsafeBytes { encrypt($0) }
             }
             if inner.isWritable { handler?.streamWritabilityDidChange(self, isWritable: true) }
             decrypt()

@@ -100,7 +100,7 @@ private final class ClientHandshake: StreamHandler {
     }
 
     private func readRefusalBody(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
-        guard var (status, body, decoder) = refusal else { return }
+        guard case (let status, var body, var decoder)? = refusal else { return }
         let done = (try? decoder.decode(&buffer) { piece in
             body += piece.prefix(max(0, Self.maxBodyShown - body.count))
         }) ?? true
