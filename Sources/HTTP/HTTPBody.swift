@@ -85,7 +85,9 @@ public struct HTTPBodyDecoder: Sendable {
                 guard let line = try takeLine(&buffer) else { return false }
                 // chunk-size [; extensions]
                 let sizeText = line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingASCIISpaces()
-                guard !sizeText.isEmpty, sizeText.utf8.count <= 15, let size = Int(sizeText, radix: 16) else { throw .malformedChunk }
+                // Hex digits only: Int(_:radix:) would also take a sign, and "-5" would stall the body.
+                guard !sizeText.isEmpty, sizeText.utf8.count <= 15, sizeText.utf8.allSatisfy(\.isASCIIHexDigit),
+                      let size = Int(sizeText, radix: 16) else { throw .malformedChunk }
                 state = size == 0 ? .trailers : .chunkData(size)
             case .chunkDataEnd:
                 guard let line = try takeLine(&buffer) else { return false }
@@ -133,5 +135,14 @@ public struct HTTPBodyDecoder: Sendable {
         buffer.consume(index + 1)
         if bytes.last == 13 { bytes.removeLast() }
         return Substring(String(decoding: bytes, as: UTF8.self))
+    }
+}
+
+extension UInt8 {
+    var isASCIIHexDigit: Bool {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): true
+        default: false
+        }
     }
 }

@@ -12,8 +12,11 @@ public struct HTTPHeadParser: Sendable {
     public mutating func parseRequest(_ buffer: inout RingBuffer) throws(HTTPParseError) -> HTTPRequestHead? {
         guard let lines = try takeHead(&buffer) else { return nil }
         let parts = lines[0].split(separator: " ", omittingEmptySubsequences: false)
+        // A target with control bytes (a bare CR, NUL, a tab) could mean another thing to the
+        // upstream a proxied request is forwarded to.
         guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty,
-              parts[0].utf8.allSatisfy(Self.isTokenCharacter) else { throw .malformedRequestLine }
+              parts[0].utf8.allSatisfy(Self.isTokenCharacter),
+              parts[1].utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw .malformedRequestLine }
         let version = try Self.version(parts[2])
         return HTTPRequestHead(method: String(parts[0]), target: String(parts[1]), version: version,
                                headers: try headers(lines.dropFirst()))
@@ -71,7 +74,11 @@ public struct HTTPHeadParser: Sendable {
             let name = line[..<colon]
             // No whitespace between name and colon (RFC 9112 §5.1), no obs-fold.
             guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenCharacter) else { throw .malformedHeader }
-            headers.add(name: String(name), value: String(line[line.index(after: colon)...].trimmingASCIISpaces()))
+            let value = line[line.index(after: colon)...].trimmingASCIISpaces()
+            // RFC 9110 §5.5: no CR, LF, NUL or other controls in a value (a bare CR is how
+            // header injection and request smuggling through lenient peers start).
+            guard value.utf8.allSatisfy(Self.isFieldValueByte) else { throw .malformedHeader }
+            headers.add(name: String(name), value: String(value))
         }
         return headers
     }
@@ -84,6 +91,11 @@ public struct HTTPHeadParser: Sendable {
             if text.hasPrefix("HTTP/") { throw .unsupportedVersion }
             throw .malformedRequestLine
         }
+    }
+
+    /// RFC 9110 field-vchar, SP or HTAB (obs-text included).
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x20 && byte != 0x7F) || byte == 0x09
     }
 
     /// RFC 9110 tchar.

@@ -39,8 +39,21 @@ struct HTTPBodyTests {
         #expect(result.complete && result.body == Array("hello".utf8) && result.rest == Array("GET /".utf8))
     }
 
+    @Test func contentLengthBodyAtEveryCutPoint() {
+        let wire = Array("0123456789abcdefghijGET /next".utf8)
+        for pieces in cuttings(wire) {
+            let result = decodeBody(.length(20), pieces)
+            #expect(result.error == nil && result.complete)
+            #expect(result.body == Array(wire[..<20]))
+            // Whatever arrived after the body stays for the next request.
+            #expect(Array(wire[20...]).starts(with: result.rest))
+        }
+    }
+
     @Test func malformedChunksAreRejected() {
-        for wire in ["zz\r\n", "5\r\nhelloXX0\r\n\r\n", String(repeating: "f", count: 2000)] {
+        // A sign or a "0x" prefix is not a chunk size (Int(_:radix:) would take "-5" and "+5").
+        for wire in ["zz\r\n", "-5\r\nhello\r\n0\r\n\r\n", "+5\r\nhello\r\n0\r\n\r\n", "0x5\r\nhello\r\n0\r\n\r\n",
+                     "1000000000000000\r\n", "5\r\nhelloXX0\r\n\r\n", String(repeating: "f", count: 2000)] {
             #expect(decodeBody(.chunked, [Array(wire.utf8)]).error == .malformedChunk, "\(wire.prefix(20))")
         }
     }

@@ -43,6 +43,14 @@ struct HTTPHeadParserTests {
         #expect(head.version == .http10 && head.keepAlive)
     }
 
+    @Test func tabsAndNonASCIIInValuesAreKept() {
+        for pieces in cuttings(Array("GET / HTTP/1.1\r\nX-A: one\ttwo\r\nX-B: caf\u{E9}\r\n\r\n".utf8)) {
+            let (result, _) = parseRequest(pieces)
+            guard case .success(let head)? = result else { Issue.record("rejected \(pieces.map(\.count))"); return }
+            #expect(head.headers["x-a"] == "one\ttwo" && head.headers["X-B"] == "caf\u{E9}")
+        }
+    }
+
     @Test func pipelinedRequestsComeOutOneAtATimeInOrder() {
         let bytes = Array("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
         var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4096)
@@ -65,6 +73,13 @@ struct HTTPHeadParserTests {
         ("GET / HTTP/1.1\r\nNoColon\r\n\r\n", .malformedHeader),
         ("GET / HTTP/1.1\r\nName : v\r\n\r\n", .malformedHeader),
         ("GET / HTTP/1.1\r\n: v\r\n\r\n", .malformedHeader),
+        ("GET /a\u{01}b HTTP/1.1\r\n\r\n", .malformedRequestLine),
+        ("GET /a\tb HTTP/1.1\r\n\r\n", .malformedRequestLine),
+        ("GET /a\rb HTTP/1.1\r\n\r\n", .malformedRequestLine),
+        ("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", .malformedHeader),
+        ("GET / HTTP/1.1\r\nX: a\u{0}b\r\n\r\n", .malformedHeader),
+        ("GET / HTTP/1.1\r\nX: a\u{7F}\r\n\r\n", .malformedHeader),
+        ("GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", .malformedHeader),
     ])
     func malformedHeadsAreRejectedWith400(text: String, expected: HTTPParseError) {
         for pieces in cuttings(Array(text.utf8)) {
