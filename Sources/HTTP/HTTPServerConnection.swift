@@ -51,12 +51,15 @@ public final class HTTPServerConnection: StreamHandler {
     private func begin(_ head: HTTPRequestHead) {
         let framing: HTTPBodyFraming
         do { framing = try HTTPBodyFraming.of(request: head) } catch { return refuse(error) }
-        keepAlive = head.keepAlive
+        // Both Transfer-Encoding and Content-Length: read as chunked, then close, since a
+        // peer on the way may have framed it by the length (RFC 9112 §6.3).
+        keepAlive = head.keepAlive && !(framing == .chunked && head.headers["Content-Length"] != nil)
         let exchange = HTTPServerExchange(head: head, connection: self)
         self.exchange = exchange
         body = HTTPBodyDecoder(framing: framing, limits: limits)
         if framing == .none { exchange.bodyComplete = true }
-        if framing != .none && head.headers["Expect"]?.lowercased() == "100-continue" {
+        // An HTTP/1.0 client does not know 100 (RFC 9110 §10.1.1).
+        if framing != .none && head.version == .http11 && head.headers["Expect"]?.lowercased() == "100-continue" {
             stream.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
         }
         respond(exchange)
