@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # libFuzzer on the WebSocket frame parser and the HTTP head parser, for a bounded time each
-# (default 20 s). Crashes and leaks fail the run; inputs that crash are left in bench-results/fuzz/.
+# (default 20 s). Crashes, leaks and inputs taking over 5 s (a parser that spins) fail the run;
+# inputs that do are left in bench-results/fuzz/.
 # usage: Scripts/fuzz.sh [seconds per target]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,6 @@ for target in fuzz-frame-parser fuzz-http-head; do
     swift build --sanitize=fuzzer --product "$target" --build-path .build-fuzz
     corpus="$(mktemp -d)"
     echo "fuzzing $target for ${seconds}s"
-    .build-fuzz/debug/"$target" -max_total_time="$seconds" -rss_limit_mb=1024 -artifact_prefix="$out/$target-" "$corpus" 2>&1 | tail -2
+    .build-fuzz/debug/"$target" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=5 -artifact_prefix="$out/$target-" "$corpus" 2>&1 | tail -2
     rm -rf "$corpus"
 done
