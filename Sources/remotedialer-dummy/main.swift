@@ -55,7 +55,10 @@ final class FileResponse {
         }
         let path = String(head.path).removingPercentEncoding
         let components = path.split(separator: "/")
-        guard !components.contains(where: { $0 == ".." }) else { return exchange.respond(.badRequest, body: "invalid path\n") }
+        // A NUL would end the C string open(2) sees: "/..%00" would open "..".
+        guard !components.contains(where: { $0 == ".." }), !path.utf8.contains(0) else {
+            return exchange.respond(.badRequest, body: "invalid path\n")
+        }
         let relative = components.isEmpty ? "." : components.joined(separator: "/")
         let fd = open(relative, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return exchange.respond(.notFound, body: "404 page not found\n") }
@@ -69,7 +72,9 @@ final class FileResponse {
         var status = HTTPStatus.ok
         var start = 0, count = size
         var headers: HTTPHeaders = ["Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"]
-        if let range = head.headers["Range"] {
+        // Several ranges would need multipart/byteranges; ignoring Range is allowed (RFC 9110
+        // §14.2) and serves the whole file.
+        if let range = head.headers["Range"], !range.contains(",") {
             guard let (first, last) = parseRange(range, size: size) else {
                 close(fd)
                 return exchange.respond(.rangeNotSatisfiable, headers: ["Content-Range": "bytes */\(size)"], body: "invalid range\n")
@@ -126,9 +131,9 @@ final class FileResponse {
         remaining = -1
     }
 
-    /// `bytes=first-last`, `bytes=first-`, `bytes=-suffix`; one range only.
+    /// `bytes=first-last`, `bytes=first-`, `bytes=-suffix`; nil when unsatisfiable or malformed.
     static func parseRange(_ text: String, size: Int) -> (Int, Int)? {
-        guard text.hasPrefix("bytes="), !text.contains(",") else { return nil }
+        guard text.hasPrefix("bytes=") else { return nil }
         let spec = text.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard spec.count == 2 else { return nil }
         if spec[0].isEmpty {
@@ -149,11 +154,45 @@ final class FileResponse {
             }
             closedir(dir)
         }
-        return "<pre>\n" + names.sorted().map { "<a href=\"\($0)\">\($0)</a>" }.joined(separator: "\n") + "\n</pre>\n"
+        // Absolute links: relative ones would resolve wrongly for a directory URL without a final "/".
+        let base = directory == "." ? "/" : "/\(directory)/"
+        return "<pre>\n" + names.sorted().map { name in
+            "<a href=\"\((base + name).percentEncodedForPath.escapedForHTML)\">\(name.escapedForHTML)</a>"
+        }.joined(separator: "\n") + "\n</pre>\n"
     }
 }
 
 extension String {
+    var escapedForHTML: String {
+        var text = ""
+        for character in self {
+            switch character {
+            case "&": text += "&amp;"
+            case "<": text += "&lt;"
+            case ">": text += "&gt;"
+            case "\"": text += "&quot;"
+            case "'": text += "&#39;"
+            default: text.append(character)
+            }
+        }
+        return text
+    }
+
+    /// `%XX` for every byte outside RFC 3986 unreserved characters and "/".
+    var percentEncodedForPath: String {
+        var text = ""
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                text.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                text += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return text
+    }
+
     /// Decodes `%XX` escapes (enough for file names in URLs).
     var removingPercentEncoding: String {
         var bytes: [UInt8] = []
