@@ -23,6 +23,10 @@ final class HTTPServerConnectionTests {
                 exchange.onBodyEnd = { exchange.respond(.ok, body: "\(size)") }
                 if exchange.bodyComplete { exchange.respond(.ok, body: "0") }
             }
+            router.add("/method", method: "GET") { $0.respond(.ok, body: "get") }
+            router.add("/method", method: "PUT") { $0.respond(.ok, body: "put") }
+            router.add(prefix: "/files/", method: "GET") { $0.respond(.ok, body: "file \($0.head.path.dropFirst(7))") }
+            router.add(prefix: "/files/upload/") { $0.respond(.ok, body: "upload by \($0.head.method)") }
             let server = HTTPServer(loop: loop) { [router] in router.route($0) }
             return try server.listen(on: SocketAddress("127.0.0.1:0")).port
         }
@@ -119,5 +123,19 @@ final class HTTPServerConnectionTests {
         #expect(old.raw.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(old.raw)")
         let current = try send("POST /size HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx")
         #expect(current.raw.hasPrefix("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"), "\(current.raw)")
+    }
+
+    @Test func routerPicksExactThenLongestPrefixAndAnswers405ForOtherMethods() throws {
+        let requests = ["GET /method", "PUT /method", "DELETE /method", "GET /files/a/b", "POST /files/a", "POST /files/upload/x",
+                        "GET /hello", "GET /nowhere"]
+        let received = try send(requests.map { "\($0) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" }.joined()
+            + "HEAD /method HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(received.responses.map(\.status) == [200, 200, 405, 200, 405, 200, 200, 404, 200], "\(received.raw)")
+        #expect(received.responses.map(\.body).prefix(8) == ["get", "put", "method not allowed\n", "file a/b", "method not allowed\n",
+                                                                "upload by POST", "hello", "404 page not found\n"])
+        #expect(received.responses[2].headers["Allow"] == "GET, HEAD, PUT")
+        #expect(received.responses[4].headers["Allow"] == "GET, HEAD")
+        // HEAD is served by the GET route: its length, no body (the parser here reads a HEAD answer as GET's).
+        #expect(received.raw.hasSuffix("Content-Length: 3\r\nConnection: close\r\n\r\n"), "\(received.raw)")
     }
 }
