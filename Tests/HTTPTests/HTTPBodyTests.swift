@@ -82,4 +82,43 @@ struct HTTPBodyTests {
         var short = HTTPBodyDecoder(framing: .length(3))
         #expect(throws: HTTPParseError.bodyTruncated) { try short.finishAtEOF() }
     }
+
+    /// Chunked bodies of random chunk sizes, cut at random points, decode to the original
+    /// payload; mutated and random ones end (complete, error or needing more) without growing
+    /// the ring and without spinning: every call either consumes bytes or returns.
+    @Test func randomChunkedBodiesAtRandomCutPoints() {
+        var random = Xorshift(seed: 0xC0FFEE)
+        for round in 0..<3_000 {
+            var payload: [UInt8] = []
+            var wire: [UInt8] = []
+            for _ in 0..<random.below(6) {
+                let chunk = (0..<(1 + random.below(300))).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                payload += chunk
+                let size = String(chunk.count, radix: 16, uppercase: random.below(2) == 0)
+                wire += Array((size + (random.below(4) == 0 ? ";ext=1" : "") + "\r\n").utf8) + chunk + [13, 10]
+            }
+            wire += Array("0\r\n\r\nNEXT".utf8)
+            let mutated = round % 3 == 0
+            if mutated {
+                for _ in 0..<(1 + random.below(4)) {
+                    wire[random.below(wire.count)] = [0, 10, 13, 45, 43, 59, 48, 70, UInt8(truncatingIfNeeded: random.next())][random.below(9)]
+                }
+            }
+            var pieces: [[UInt8]] = []
+            var offset = 0
+            while offset < wire.count {
+                let count = min(wire.count - offset, 1 + random.below(80))
+                pieces.append(Array(wire[offset..<(offset + count)]))
+                offset += count
+            }
+            let result = decodeBody(.chunked, pieces)
+            if !mutated {
+                #expect(result.error == nil && result.complete && result.body == payload)
+                #expect(Array("NEXT".utf8).starts(with: result.rest))
+            } else {
+                // Whatever the outcome, the payload comes from the input and never exceeds it.
+                #expect(result.body.count + result.rest.count <= wire.count)
+            }
+        }
+    }
 }
