@@ -154,10 +154,11 @@ final class FileResponse {
             }
             closedir(dir)
         }
-        // Absolute links: relative ones would resolve wrongly for a directory URL without a final "/".
+        // Absolute links (relative ones resolve wrongly for a directory URL without a final "/"),
+        // percent-encoded, which leaves nothing to escape for HTML in them.
         let base = directory == "." ? "/" : "/\(directory)/"
         return "<pre>\n" + names.sorted().map { name in
-            "<a href=\"\((base + name).percentEncodedForPath.escapedForHTML)\">\(name.escapedForHTML)</a>"
+            "<a href=\"\((base + name).percentEncodedForPath)\">\(name.escapedForHTML)</a>"
         }.joined(separator: "\n") + "\n</pre>\n"
     }
 }
