@@ -132,8 +132,7 @@ struct ProgramsEndToEndTests {
         let deployment = try Deployment(fileSize: 64 << 20)
         let port = try deployment.startServer()
         let server = deployment.servers[0]
-        usleep(200_000)
-        let idle = server.fileDescriptorCount
+        let idle = server.settledFileDescriptorCount
         let client = try deployment.startClient(serverPort: port)
 
         let download = Process()
@@ -152,7 +151,7 @@ struct ProgramsEndToEndTests {
         let deployment = try Deployment()
         let port = try deployment.startServer()
         // 200 sessions come and go: half close cleanly, half reset.
-        let idle = deployment.servers[0].fileDescriptorCount
+        let idle = deployment.servers[0].settledFileDescriptorCount
         for index in 0..<200 {
             let status = upgradeAndDrop(port: port, clientID: "churn\(index % 7)", abort: index % 2 == 0)
             #expect(status == "HTTP/1.1 101 Switching Protocols")

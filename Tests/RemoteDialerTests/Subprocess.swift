@@ -43,6 +43,18 @@ final class Subprocess {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
+    /// The fd count once it stops moving (a startup probe's socket may still be closing).
+    var settledFileDescriptorCount: Int {
+        var previous = fileDescriptorCount
+        for _ in 0..<50 {
+            usleep(100_000)
+            let current = fileDescriptorCount
+            if current == previous { return current }
+            previous = current
+        }
+        return previous
+    }
+
     func kill9() {
         if process.isRunning { kill(pid, SIGKILL) }
         process.waitUntilExit()
