@@ -60,16 +60,7 @@ final class HTTPClientExchangeTests {
                 for piece in ["abc", "", "defgh"] { exchange.writeBody(Array(piece.utf8)) }
                 exchange.end()
             }
-            router.add("/echo") { exchange in
-                exchange.writeHead(HTTPResponseHead(status: .ok))
-                exchange.onBodyPiece = { piece in
-                    exchange.writeBody(piece)
-                    if !exchange.isWritable { exchange.pauseBody() }
-                }
-                exchange.onWritable = { exchange.resumeBody() }
-                exchange.onBodyEnd = { exchange.end() }
-                if exchange.bodyComplete { exchange.end() }
-            }
+            router.add("/echo", echoBody)
             let server = HTTPServer(loop: loop) { [router] in router.route($0) }
             return try server.listen(on: SocketAddress("127.0.0.1:0")).port
         }

@@ -15,17 +15,7 @@ final class HTTPServerCurlTests {
         port = try loop.runBlocking { () throws(SocketError) -> UInt16 in
             var router = HTTPRouter()
             router.add("/hello") { exchange in exchange.respond(.ok, body: "hello \(exchange.head.method)\n") }
-            router.add(prefix: "/echo") { exchange in
-                // Streams the request body back as it arrives (chunked response).
-                exchange.writeHead(HTTPResponseHead(status: .ok))
-                exchange.onBodyPiece = { piece in
-                    exchange.writeBody(piece)
-                    if !exchange.isWritable { exchange.pauseBody() }
-                }
-                exchange.onWritable = { exchange.resumeBody() }
-                exchange.onBodyEnd = { exchange.end() }
-                if exchange.bodyComplete { exchange.end() }
-            }
+            router.add(prefix: "/echo", echoBody)
             let server = HTTPServer(loop: loop) { [router] in router.route($0) }
             return try server.listen(on: SocketAddress("127.0.0.1:0")).port
         }
