@@ -9,8 +9,12 @@ import TestSupport
 final class RawPeer {
     let fd: Int32
 
-    init(port: UInt16) throws {
-        fd = try #require(connectLoopback(port: port))
+    convenience init(port: UInt16) throws {
+        self.init(fd: try #require(connectLoopback(port: port)))
+    }
+
+    init(fd: Int32) {
+        self.fd = fd
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
