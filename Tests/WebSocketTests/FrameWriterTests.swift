@@ -89,6 +89,24 @@ struct FrameWriterTests {
         }
     }
 
+    /// A client frame larger than the masking buffer goes out in chunks with the key phase carried
+    /// across them, and the buffer stays bounded.
+    @Test func largeClientFrameIsMaskedInBoundedChunks() {
+        let length = 3 * FrameWriter.maskingChunk + 12_345
+        let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        for cut in [0, 3, FrameWriter.maskingChunk - 13, FrameWriter.maskingChunk + 1, length] {
+            let stream = RecordingStream(loop: Self.loop)
+            var writer = FrameWriter(role: .client)
+            _ = payload.withUnsafeBytes { raw in
+                writer.write(to: stream, opcode: .binary, fin: true,
+                             UnsafeRawBufferPointer(rebasing: raw[..<cut]), UnsafeRawBufferPointer(rebasing: raw[cut...]))
+            }
+            #expect(stream.writeCalls == 4)
+            #expect(writer.scratch.count <= FrameWriter.maskingChunk)
+            #expect(decodeFrames(stream.written).first?.payload == payload, "cut \(cut)")
+        }
+    }
+
     @Test func clientUsesAFreshKeyPerFrame() {
         let stream = RecordingStream(loop: Self.loop)
         var writer = FrameWriter(role: .client)
