@@ -81,11 +81,11 @@ final class ServerFixture {
     let socket: WebSocketConnection
     private let listener: Listener
 
-    init(options: WebSocketOptions = WebSocketOptions(), echo: Bool = true) throws {
+    init(options: WebSocketOptions = WebSocketOptions(), echo: Bool = true, onMessage: ((WebSocketConnection) -> Void)? = nil) throws {
         group = try ReactorGroup(loopCount: 1, name: "ws-conn")
         let loop = group.loops[0]
         self.loop = loop
-        let collector = MessageCollector(echo: echo)
+        let collector = MessageCollector(echo: echo, onMessage: onMessage)
         self.collector = collector
         let accepted = AcceptedSocket()
         listener = try loop.runBlocking { () throws(SocketError) -> Listener in
@@ -241,5 +241,20 @@ struct WebSocketConnectionTests {
         fixture.onLoop { $0.resumeReading() }
         let echo = try #require(fixture.peer.readFrame())
         #expect(echo.opcode == 2 && echo.payload == [1, 2, 3])
+    }
+
+    /// Pausing from inside the handler stops delivery mid-ring; resuming delivers the frames
+    /// already buffered without waiting for more bytes.
+    @Test func pauseInsideTheHandlerLeavesBufferedFramesForResume() throws {
+        let fixture = try ServerFixture(echo: false) { $0.pauseReading() }
+        fixture.peer.send(frame(2, [1]) + frame(2, [2]) + frame(2, [3]))
+        usleep(100_000)
+        #expect(fixture.onLoop { _ in fixture.collector.messages.map(\.1) } == [[1]])
+        fixture.onLoop { $0.resumeReading() }
+        usleep(100_000)
+        #expect(fixture.onLoop { _ in fixture.collector.messages.map(\.1) } == [[1], [2]])
+        fixture.onLoop { $0.resumeReading() }
+        usleep(100_000)
+        #expect(fixture.onLoop { _ in fixture.collector.messages.map(\.1) } == [[1], [2], [3]])
     }
 }
