@@ -145,6 +145,40 @@ struct FrameWriterTests {
         #expect(frames.allSatisfy { $0.masked == (role == .client) })
     }
 
+    /// Random sizes, cuts between the pieces and frame limits: the peer's parser always gets the
+    /// message back whole, in frames no larger than the limit.
+    @Test(arguments: [WebSocketRole.client, .server])
+    func randomlySplitMessagesArriveWhole(role: WebSocketRole) {
+        let peer: WebSocketRole = role == .client ? .server : .client
+        let outcome = Self.loop.runBlocking { () -> [String] in
+            var random = Xorshift(seed: role == .client ? 11 : 12)
+            var failures: [String] = []
+            for round in 0..<300 {
+                var options = WebSocketOptions()
+                let limit = 1 + Int(random.next() % 3000)
+                options.maxFrameSize = round % 5 == 0 ? nil : limit
+                let stream = RecordingStream(loop: Self.loop)
+                let socket = WebSocketConnection(stream: stream, role: role, options: options)
+                socket.start(handler: MessageCollector(echo: false))
+                let length = Int(random.next() % 20_000)
+                let payload = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                let cut = length == 0 ? 0 : Int(random.next() % UInt64(length + 1))
+                _ = payload.withUnsafeBytes { raw in
+                    socket.send(.binary, UnsafeRawBufferPointer(rebasing: raw[..<cut]), UnsafeRawBufferPointer(rebasing: raw[cut...]))
+                }
+                let frames = decodeFrames(stream.written)
+                let events = parse([stream.written], role: peer)
+                if events != (length == 0 ? [.begin(2), .end] : [.begin(2), .payload(payload), .end])
+                    || frames.contains(where: { $0.payload.count > (options.maxFrameSize ?? .max) })
+                    || frames.dropLast().contains(where: \.fin) || frames.last?.fin != true {
+                    failures.append("round \(round): length \(length) cut \(cut) limit \(String(describing: options.maxFrameSize))")
+                }
+            }
+            return failures
+        }
+        #expect(outcome.isEmpty, "\(outcome.prefix(3))")
+    }
+
     @Test func sendAndPingRefuseWhenClosedOrTooLong() {
         let results = Self.loop.runBlocking {
             let stream = RecordingStream(loop: Self.loop)
