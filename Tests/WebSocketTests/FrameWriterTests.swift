@@ -145,7 +145,7 @@ struct FrameWriterTests {
         #expect(frames.allSatisfy { $0.masked == (role == .client) })
     }
 
-    /// Random sizes, cuts between the pieces and frame limits: the peer's parser always gets the
+    /// Random sizes, cuts between the pieces and frame limits (150 messages per role): the peer's parser always gets the
     /// message back whole, in frames no larger than the limit.
     @Test(arguments: [WebSocketRole.client, .server])
     func randomlySplitMessagesArriveWhole(role: WebSocketRole) {
@@ -153,7 +153,7 @@ struct FrameWriterTests {
         let outcome = Self.loop.runBlocking { () -> [String] in
             var random = Xorshift(seed: role == .client ? 11 : 12)
             var failures: [String] = []
-            for round in 0..<300 {
+            for round in 0..<150 {
                 var options = WebSocketOptions()
                 let limit = 1 + Int(random.next() % 3000)
                 options.maxFrameSize = round % 5 == 0 ? nil : limit

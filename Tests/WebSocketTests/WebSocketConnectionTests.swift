@@ -106,6 +106,13 @@ final class ServerFixture {
         return loop.runBlocking { body(socket.value) }
     }
 
+    /// Payloads of the messages received so far (read on the loop; the closure must not hold
+    /// the fixture, whose last release has to happen off the loop to shut the group down).
+    func receivedMessages() -> [[UInt8]] {
+        let collector = UncheckedSendableBox(self.collector)
+        return loop.runBlocking { collector.value.messages.map(\.1) }
+    }
+
     /// Waits for the server side's `webSocketDidClose`; its error, or nil if it never came.
     func closeError() -> (any Error)?? {
         guard collector.closed.wait(timeout: .now() + 5) == .success else { return nil }
@@ -237,7 +244,7 @@ struct WebSocketConnectionTests {
         fixture.onLoop { $0.pauseReading() }
         fixture.peer.send(frame(2, [1, 2, 3]))
         usleep(100_000)
-        #expect(fixture.onLoop { _ in fixture.collector.messages.count } == 0)
+        #expect(fixture.receivedMessages().count == 0)
         fixture.onLoop { $0.resumeReading() }
         let echo = try #require(fixture.peer.readFrame())
         #expect(echo.opcode == 2 && echo.payload == [1, 2, 3])
@@ -249,12 +256,12 @@ struct WebSocketConnectionTests {
         let fixture = try ServerFixture(echo: false) { $0.pauseReading() }
         fixture.peer.send(frame(2, [1]) + frame(2, [2]) + frame(2, [3]))
         usleep(100_000)
-        #expect(fixture.onLoop { _ in fixture.collector.messages.map(\.1) } == [[1]])
+        #expect(fixture.receivedMessages() == [[1]])
         fixture.onLoop { $0.resumeReading() }
         usleep(100_000)
-        #expect(fixture.onLoop { _ in fixture.collector.messages.map(\.1) } == [[1], [2]])
+        #expect(fixture.receivedMessages() == [[1], [2]])
         fixture.onLoop { $0.resumeReading() }
         usleep(100_000)
-        #expect(fixture.onLoop { _ in fixture.collector.messages.map(\.1) } == [[1], [2], [3]])
+        #expect(fixture.receivedMessages() == [[1], [2], [3]])
     }
 }
