@@ -6,9 +6,12 @@ import TLS
 /// one on the send path).
 struct FrameWriter {
     let role: WebSocketRole
-    /// Reused across frames so masking does not allocate per message.
-    private var scratch: [UInt8] = []
+    /// Reused across frames so masking does not allocate per message; at most `maskingChunk`
+    /// bytes, large frames go through it in chunks (what the stream cannot send at once it
+    /// queues anyway, so a message-sized buffer would only hold memory).
+    private(set) var scratch: [UInt8] = []
     static let maxHeaderLength = 14
+    static let maskingChunk = 64 << 10
 
     init(role: WebSocketRole) { self.role = role }
 
@@ -38,14 +41,31 @@ struct FrameWriter {
                 withUnsafeMutableBytes(of: &key) { Digest.randomBytes($0) }
                 for index in 0..<4 { raw[count + index] = UInt8((key >> (24 - 8 * UInt32(index))) & 0xFF) }
                 count += 4
-                let total = count + length
-                if scratch.count < total { scratch = [UInt8](repeating: 0, count: max(total, scratch.count * 2)) }
+                let capacity = min(count + length, Self.maskingChunk)
+                if scratch.count < capacity { scratch = [UInt8](repeating: 0, count: min(max(capacity, scratch.count * 2), Self.maskingChunk)) }
                 return scratch.withUnsafeMutableBytes { buffer in
                     let base = buffer.baseAddress!
                     base.copyMemory(from: raw.baseAddress!, byteCount: count)
-                    Masking.copy(first, to: base + count, key: key, offset: 0)
-                    Masking.copy(second, to: base + count + first.count, key: key, offset: first.count)
-                    return stream.write(UnsafeRawBufferPointer(start: base, count: total))
+                    var filled = count
+                    var offset = 0
+                    while true {
+                        let end = offset + min(buffer.count - filled, length - offset)
+                        // The chunk's payload range [offset, end) may span both pieces.
+                        let inFirst = max(0, min(end, first.count) - offset)
+                        if inFirst > 0 {
+                            Masking.copy(UnsafeRawBufferPointer(rebasing: first[offset..<offset + inFirst]), to: base + filled, key: key, offset: offset)
+                        }
+                        let secondStart = max(offset, first.count)
+                        if end > secondStart {
+                            Masking.copy(UnsafeRawBufferPointer(rebasing: second[(secondStart - first.count)..<(end - first.count)]),
+                                         to: base + filled + inFirst, key: key, offset: secondStart)
+                        }
+                        filled += end - offset
+                        offset = end
+                        guard stream.write(UnsafeRawBufferPointer(start: base, count: filled)) else { return false }
+                        if offset == length { return true }
+                        filled = 0
+                    }
                 }
             }
             // Server: a small first piece (the tunnel's message header) joins the frame header so

@@ -103,6 +103,10 @@ struct FrameParserTests {
         ("close payload of one byte", frame(8, [3]), 1002),
         ("close reason not UTF-8", frame(8, [0x03, 0xE8, 0xFF]), 1007),
         ("non-minimal 16-bit length", frame(2, Array(repeating: 0, count: 5), forceLength: 5) , 1002),
+        ("non-minimal 64-bit length", [0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 1, 2, 3, 4], 1002),
+        ("64-bit length with the top bit set", [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], 1002),
+        ("close code 999", frame(8, [0x03, 0xE7]), 1002),
+        ("close code 1015 (never sent)", frame(8, [0x03, 0xF7]), 1002),
         ("message too big", frame(2, [], forceLength: 2 << 20), 1009),
         ("fragments too big together", frame(2, Array(repeating: 0, count: 700_000), fin: false) + frame(0, Array(repeating: 0, count: 700_000)), 1009),
     ]
@@ -115,6 +119,73 @@ struct FrameParserTests {
                 #expect(events.last == .error(code), "\(name): \(events.suffix(1))")
             }
         }
+    }
+
+    /// Many frames of every kind back to back, fed at random cut points, mean the same as fed whole.
+    @Test func longStreamAtRandomCutPointsMeansTheSameAsWhole() {
+        var stream: [UInt8] = []
+        var expected: [Parsed] = []
+        var random = Xorshift(seed: 0x5EED)
+        for round in 0..<300 {
+            let length = Int(random.next() % (round % 10 == 0 ? 70_000 : 300))
+            let payload = (0..<length).map { _ in UInt8(ascii: "a") + UInt8(random.next() % 26) }
+            let mask: UInt32 = UInt32(truncatingIfNeeded: random.next())
+            switch round % 4 {
+            case 0:
+                stream += frame(1, payload, mask: mask)
+                expected += payload.isEmpty ? [.begin(1), .end] : [.begin(1), .payload(payload), .end]
+            case 1:
+                let cut = length / 3
+                stream += frame(2, Array(payload[..<cut]), fin: false, mask: mask) + frame(10, [9], mask: mask)
+                    + frame(0, Array(payload[cut...]), mask: mask)
+                expected += [.begin(2)] + (cut > 0 ? [.payload(Array(payload[..<cut]))] : []) + [.control(10, [9])]
+                    + (length > cut ? [.payload(Array(payload[cut...]))] : []) + [.end]
+            case 2:
+                let ping = Array(payload.prefix(125))
+                stream += frame(9, ping, mask: mask)
+                expected.append(.control(9, ping))
+            default:
+                stream += frame(2, payload, mask: mask)
+                expected += payload.isEmpty ? [.begin(2), .end] : [.begin(2), .payload(payload), .end]
+            }
+        }
+        #expect(parse([stream], maxMessageSize: 1 << 20) == expected)
+        for _ in 0..<20 {
+            var pieces: [[UInt8]] = []
+            var offset = 0
+            while offset < stream.count {
+                let count = 1 + Int(random.next() % (random.next() % 2 == 0 ? 16 : 5000))
+                pieces.append(Array(stream[offset..<min(stream.count, offset + count)]))
+                offset += count
+            }
+            #expect(parse(pieces, maxMessageSize: 1 << 20) == expected)
+        }
+    }
+
+    /// A sink that says stop after every event (reading paused) loses nothing: the next parse
+    /// call picks up where it left off, mid-frame included.
+    @Test func stoppingAfterEveryEventResumesWhereItLeftOff() throws {
+        let bytes = Self.valid.map(\.1).joined()
+        var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 1 << 20)
+        _ = ring.append(Array(bytes))
+        var parser = FrameParser(role: .server, maxMessageSize: 1 << 20)
+        var events: [Parsed] = []
+        var calls = 0
+        while !ring.isEmpty && calls < 1000 {
+            calls += 1
+            try parser.parse(&ring) { event in
+                switch event {
+                case .messageBegin(let opcode): events.append(.begin(opcode.rawValue))
+                case .messagePiece(let piece):
+                    if case .payload(let previous)? = events.last { events[events.count - 1] = .payload(previous + piece) } else { events.append(.payload(Array(piece))) }
+                case .messageEnd: events.append(.end)
+                case .control(let opcode, let payload): events.append(.control(opcode.rawValue, payload))
+                }
+                return false
+            }
+        }
+        #expect(events == Self.valid.flatMap(\.2))
+        #expect(calls > events.count / 2)
     }
 
     @Test func utf8SplitAcrossFramesIsValid() {
@@ -142,8 +213,8 @@ struct FrameParserTests {
     /// Deterministic fuzzing: random and mutated frames at random cuts never crash, and memory
     /// is the ring's (bounded) alone.
     @Test func randomInputNeverCrashes() {
-        var state: UInt64 = 0xC0FFEE
-        func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+        var random = Xorshift(seed: 0xC0FFEE)
+        func next() -> UInt64 { random.next() }
         let seeds = Self.valid.map(\.1).filter { $0.count < 2000 }
         for round in 0..<20_000 {
             var input = round % 4 == 0 ? (0..<Int(next() % 300)).map { _ in UInt8(truncatingIfNeeded: next()) } : seeds[round % seeds.count]
@@ -158,6 +229,13 @@ struct FrameParserTests {
             _ = parse(pieces, role: round % 2 == 0 ? .server : .client, maxMessageSize: 4096)
         }
     }
+}
+
+/// A small deterministic generator, so failures replay.
+struct Xorshift {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
 }
 
 struct UTF8ValidatorTests {

@@ -28,4 +28,5 @@ async def main(url):
     print("OK", flush=True)
 
 
-asyncio.run(main(sys.argv[1]))
+# Bounded, so a peer that stops answering fails the test instead of hanging it.
+asyncio.run(asyncio.wait_for(main(sys.argv[1]), 60))
