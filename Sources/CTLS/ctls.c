@@ -28,19 +28,21 @@ void ctls_ctx_set_secure_options(SSL_CTX *ctx) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 }
 
-static int select_http11(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                         const unsigned char *in, unsigned int inlen, void *arg) {
-    static const unsigned char ours[] = "\x08http/1.1";
-    (void)ssl; (void)arg;
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg) {
+    const struct ctls_alpn_list *ours = arg;
+    (void)ssl;
     unsigned char *selected = NULL;
-    if (SSL_select_next_proto(&selected, outlen, ours, sizeof(ours) - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+    if (inlen > 0 && SSL_select_next_proto(&selected, outlen, ours->protocols, ours->length, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
         *out = selected;
         return SSL_TLSEXT_ERR_OK;
     }
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-void ctls_ctx_select_alpn_http11(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, select_http11, NULL); }
+void ctls_ctx_select_alpn(SSL_CTX *ctx, const struct ctls_alpn_list *list) {
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, (void *)list);
+}
 
 int ctls_set_server_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 

@@ -1,19 +1,24 @@
+/// The oldest protocol version a context accepts.
+public enum TLSVersion: Sendable { case tls12, tls13 }
+
 /// What a TLS endpoint presents and trusts. Verification is on unless explicitly, loudly,
 /// turned off.
 public struct TLSConfiguration: Sendable {
-    public enum Version: Sendable { case tls12, tls13 }
 
     /// Server: the certificate chain and private key (PEM files).
     public var certificateChainFile: String?
     public var privateKeyFile: String?
     /// Client: trust roots from this PEM file instead of the system store.
     public var caFile: String?
-    /// Client: the name sent as SNI and checked against the certificate.
+    /// Client: the name sent as SNI and checked against the certificate (an IP address is
+    /// checked against the certificate's IP addresses and not sent). A client needs one unless
+    /// `insecureSkipVerify` is set.
     public var serverName: String?
     /// Client: skip certificate and hostname verification. For throw-away labs only.
     public var insecureSkipVerify = false
+    /// ALPN protocols in order of preference: offered by clients, chosen from by servers.
     public var alpn: [String] = ["http/1.1"]
-    public var minimumVersion = Version.tls12
+    public var minimumVersion = TLSVersion.tls12
 
     public init() {}
 

@@ -1,4 +1,5 @@
 import CTLS
+import Glibc
 
 /// One TLS connection on memory BIOs, with no I/O of its own: ciphertext is fed in and taken
 /// out, plaintext is read and written, so it runs over a socket or any other byte stream.
@@ -14,30 +15,41 @@ public final class TLSEngine {
     }
 
     let ssl: OpaquePointer
+    /// Kept alive with the SSL: OpenSSL's callbacks read memory the context owns (its ALPN list).
+    public let context: TLSContext
     /// Ciphertext from the peer (we write, OpenSSL reads) and to the peer (OpenSSL writes, we read).
     private let inbound: OpaquePointer
     private let outbound: OpaquePointer
     public let role: TLSRole
     public private(set) var handshakeComplete = false
 
+    /// A client verifies the server against `serverName` (or the configuration's); without a name
+    /// it refuses to start unless the configuration says `insecureSkipVerify`.
     public init(context: TLSContext, role: TLSRole, serverName: String? = nil) throws(TLSError) {
         ctls_clear_errors()
         guard let ssl = SSL_new(context.context) else { throw Self.lastError("SSL_new") }
         self.ssl = ssl
+        self.context = context
         self.role = role
         inbound = BIO_new(BIO_s_mem())
         outbound = BIO_new(BIO_s_mem())
         SSL_set_bio(ssl, inbound, outbound)  // the SSL owns both BIOs now
         if role == .server {
             SSL_set_accept_state(ssl)
-        } else {
-            SSL_set_connect_state(ssl)
-            if let name = serverName ?? context.configuration.serverName, !name.isEmpty {
-                if !Self.isIPAddress(name) { _ = ctls_set_server_name(ssl, name) }
-                if !context.configuration.insecureSkipVerify {
-                    guard SSL_set1_host(ssl, name) == 1 else { throw Self.lastError("setting the expected host name") }
-                }
-            }
+            SSL_set_verify(ssl, SSL_VERIFY_NONE, nil)  // no client certificates: no CertificateRequest
+            return
+        }
+        SSL_set_connect_state(ssl)
+        let name = serverName ?? context.configuration.serverName ?? ""
+        let verify = !context.configuration.insecureSkipVerify
+        if Self.isIPAddress(name) {
+            // RFC 6066: no SNI for addresses; the certificate must list the address itself.
+            if verify, X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1 { throw Self.lastError("setting the expected address") }
+        } else if !name.isEmpty {
+            guard ctls_set_server_name(ssl, name) == 1 else { throw Self.lastError("setting the server name") }
+            if verify, SSL_set1_host(ssl, name) != 1 { throw Self.lastError("setting the expected host name") }
+        } else if verify {
+            throw TLSError("no server name to verify the certificate against (set serverName, or insecureSkipVerify for labs)")
         }
     }
 
@@ -115,7 +127,7 @@ public final class TLSEngine {
             return .closed
         default:
             let verify = SSL_get_verify_result(ssl)
-            if verify != X509_V_OK {
+            if SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER != 0 && verify != X509_V_OK {
                 ctls_clear_errors()
                 return .failed(TLSError("certificate verify failed: \(String(cString: X509_verify_cert_error_string(Int(verify))))"))
             }
@@ -133,6 +145,7 @@ public final class TLSEngine {
     }
 
     static func isIPAddress(_ name: String) -> Bool {
-        name.contains(":") || name.split(separator: ".").count == 4 && name.allSatisfy { $0.isNumber || $0 == "." }
+        var address = in6_addr()
+        return inet_pton(AF_INET, name, &address) == 1 || inet_pton(AF_INET6, name, &address) == 1
     }
 }

@@ -1,61 +1,98 @@
 import Reactor
 
-/// TLS over any other `ByteStream` (a TCP connection, a tunnelled connection, …), itself a
-/// `ByteStream`: plaintext lands in its own read ring for the handler; writes are encrypted in
-/// records of up to 16 KiB. Back-pressure passes through: a paused reader pauses the inner
-/// stream (no unbounded decryption), and writability is the inner stream's.
+/// TLS over any other `ByteStream` (a TCP connection, a tunnelled connection, another TLS
+/// stream, …), itself a `ByteStream`: plaintext lands in its own read ring for the handler.
+///
+/// Back-pressure passes through: a paused reader pauses the inner stream and decryption, and the
+/// plaintext ring is bounded (`maxBufferedPlaintext`); writability is the inner stream's.
+/// Writes made during one loop pass are gathered into records of up to 16 KiB, sealed when full
+/// or when the pass ends. `shutdownWrite` sends close_notify and half-closes the inner stream;
+/// the peer's close_notify, or the inner stream's EOF once everything received is decrypted,
+/// is this stream's EOF.
 public final class TLSStream: ByteStream, StreamHandler {
-    /// Plaintext per TLS record at most; writes are gathered into records this size.
+    /// Plaintext per TLS record at most.
     static let recordSize = 16 << 10
 
     public let inner: any ByteStream
     public let engine: TLSEngine
     private var handler: (any StreamHandler)?
-    private var plaintext: RingBuffer
-    /// Small pieces gathered into one record.
-    private var recordScratch = [UInt8](repeating: 0, count: TLSStream.recordSize)
-    /// Ciphertext on its way from the engine to the inner stream.
-    private var cipherScratch = [UInt8](repeating: 0, count: 64 << 10)
-    private var readingPaused = false
     private var state = State.idle
+    private var closeError: (any Error)?
+
+    private var plaintext: RingBuffer
+    private var readingPaused = false
+    /// The inner stream ended (EOF): once the engine has nothing left to decrypt, so do we.
+    private var innerEOF = false
+    /// No more plaintext will come: close_notify, or the inner EOF with everything decrypted.
+    private var inputEnded = false
+    private var eofDelivered = false
+
+    /// Plaintext gathered into the next record.
+    private var record: UnsafeMutableRawBufferPointer
+    private var recordCount = 0
+    private var recordSealScheduled = false
+    /// Ciphertext on its way from the engine to the inner stream.
+    private var cipherScratch: UnsafeMutableRawBufferPointer
     /// Plaintext written before the handshake finished.
     private var early: RingBuffer
-    private var closeAfterFlushRequested = false
-    private var peerClosed = false
+    /// close_notify is sent: nothing more may be written.
+    private var writeShutDown = false
+    /// A close asked for during the handshake, done once it completes.
+    private var closeAfterHandshake: CloseRequest?
 
-    private enum State { case idle, handshaking, open, closed }
+    private enum State { case idle, handshaking, open, closing, closed }
+    private enum CloseRequest { case shutdownWrite, closeAfterFlush }
 
+    /// `inner` may be not yet started (it is started with this stream as its handler) or already
+    /// started by a layer that hands it over (e.g. an HTTP server after a STARTTLS-style
+    /// exchange): `start(handler:)` then takes it over with `inner.replaceHandler(self)`, and
+    /// bytes the inner stream already buffered feed the handshake. Throws for what cannot work
+    /// at all, e.g. a client with neither a server name nor `insecureSkipVerify`.
     public init(wrapping inner: any ByteStream, context: TLSContext, role: TLSRole, serverName: String? = nil,
                 maxBufferedPlaintext: Int = 256 << 10) throws(TLSError) {
         self.inner = inner
         engine = try TLSEngine(context: context, role: role, serverName: serverName)
-        plaintext = RingBuffer(minimumCapacity: 4096, maximumCapacity: maxBufferedPlaintext)
+        plaintext = RingBuffer(minimumCapacity: 4096, maximumCapacity: max(maxBufferedPlaintext, Self.recordSize))
         early = RingBuffer(minimumCapacity: 1024, maximumCapacity: 4 << 20)
+        record = .allocate(byteCount: Self.recordSize, alignment: 16)
+        cipherScratch = .allocate(byteCount: 64 << 10, alignment: 16)
+    }
+
+    deinit {
+        record.deallocate()
+        cipherScratch.deallocate()
     }
 
     public var loop: EventLoop { inner.loop }
     public var isOpen: Bool { state == .handshaking || state == .open }
     public var isStarted: Bool { state != .idle }
     /// False until the handshake is done (writes before it are held, bounded), then the inner stream's.
-    public var isWritable: Bool { state == .open && inner.isWritable }
+    public var isWritable: Bool { state == .open && !writeShutDown && inner.isWritable }
     public var negotiatedALPN: String? { engine.negotiatedALPN }
 
-    /// Starts the handshake. An inner stream that is already started (it carried something
-    /// before, e.g. STARTTLS-style upgrades) is taken over with `replaceHandler`.
+    /// Starts the handshake (see `init` for an inner stream that is already started).
     public func start(handler: any StreamHandler) {
         loop.assertInLoop()
         precondition(state == .idle, "TLSStream started twice")
         self.handler = handler
         state = .handshaking
-        if inner.isStarted { inner.replaceHandler(self) } else { inner.start(handler: self) }
+        if !inner.isStarted {
+            inner.start(handler: self)
+        } else if inner.isOpen {
+            inner.replaceHandler(self)
+        } else {
+            state = .closing
+            return streamDidClose(inner, error: TLSError("the stream to secure is already closed"))
+        }
         advanceHandshake()
     }
 
     public func replaceHandler(_ handler: any StreamHandler) {
         loop.assertInLoop()
+        precondition(state != .idle, "replaceHandler before start")
         self.handler = handler
-        // Checked later: the ring may be lent to the old handler's call that is handing us over.
-        loop.runSoon { [self] in if !plaintext.isEmpty { deliver() } }
+        // Later: the ring may be lent to the old handler's call that is handing us over.
+        loop.runSoon { [self] in decrypt() }
     }
 
     // MARK: Reading
@@ -66,8 +103,7 @@ public final class TLSStream: ByteStream, StreamHandler {
             engine.feed(second)
         }
         buffer.consume(buffer.readableBytes)
-        if state == .handshaking { advanceHandshake() }
-        if state == .open { decrypt() }
+        if state == .handshaking { advanceHandshake() } else { decrypt() }
     }
 
     private func advanceHandshake() {
@@ -78,9 +114,13 @@ public final class TLSStream: ByteStream, StreamHandler {
             if !early.isEmpty {
                 let pending = early.bytes()
                 early.discardAll()
-                _ = pending.withUnsafeBytes { encrypt($0) }
+                _ = pending.withUnsafeBytes { gather($0) }
             }
-            if inner.isWritable { handler?.streamWritabilityDidChange(self, isWritable: true) }
+            switch closeAfterHandshake {
+            case .shutdownWrite?: shutdownWrite()
+            case .closeAfterFlush?: closeAfterFlush()
+            case nil: if inner.isWritable { handler?.streamWritabilityDidChange(self, isWritable: true) }
+            }
             decrypt()
         case .wantRead:
             flushCiphertext()
@@ -106,7 +146,7 @@ public final class TLSStream: ByteStream, StreamHandler {
 
     /// Decrypts until the engine needs more ciphertext or the ring is full (returns true then).
     private func fillPlaintext() -> Bool {
-        while !peerClosed {
+        while !inputEnded {
             _ = plaintext.reserve(Self.recordSize)
             guard plaintext.writableBytes > 0 else { return true }
             var outcome = TLSEngine.Status.done
@@ -117,9 +157,10 @@ public final class TLSStream: ByteStream, StreamHandler {
             }
             if got > 0 { continue }
             switch outcome {
-            case .closed: peerClosed = true
+            case .closed: inputEnded = true
+            case .wantRead: inputEnded = innerEOF  // EOF without close_notify: many peers skip it
             case .failed(let error): fail(error)
-            case .done, .wantRead: break
+            case .done: break
             }
             return false
         }
@@ -127,22 +168,22 @@ public final class TLSStream: ByteStream, StreamHandler {
     }
 
     private func deliver() {
-        guard state == .open, let handler else { return }
-        if !plaintext.isEmpty && !readingPaused {
+        guard state == .open, !readingPaused, let handler else { return }
+        if !plaintext.isEmpty {
             handler.streamDidRead(self, &plaintext)
             // A full ring the handler did not drain: stop reading the inner stream until resumed.
             if plaintext.remainingCapacity == 0 { inner.pauseReading() }
         }
-        if peerClosed && plaintext.isEmpty && state == .open && !readingPaused {
+        if inputEnded && plaintext.isEmpty && !eofDelivered && state == .open && !readingPaused {
+            eofDelivered = true
             handler.streamDidReadEOF(self)
         }
     }
 
     public func streamDidReadEOF(_ stream: any ByteStream) {
-        // Without close_notify: treated as EOF (many peers skip it); during a handshake, an error.
         if state == .handshaking { return fail(TLSError("connection closed during the TLS handshake")) }
-        peerClosed = true
-        deliver()
+        innerEOF = true
+        decrypt()
     }
 
     public func pauseReading() {
@@ -155,7 +196,7 @@ public final class TLSStream: ByteStream, StreamHandler {
         loop.assertInLoop()
         readingPaused = false
         inner.resumeReading()
-        loop.runSoon { [self] in if !readingPaused { decrypt() } }
+        loop.runSoon { [self] in decrypt() }
     }
 
     // MARK: Writing
@@ -163,25 +204,56 @@ public final class TLSStream: ByteStream, StreamHandler {
     @discardableResult
     public func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
         loop.assertInLoop()
-        guard isOpen, !closeAfterFlushRequested else { return false }
+        guard isOpen, !writeShutDown, closeAfterHandshake == nil else { return false }
         if state == .handshaking {
             guard early.append(first), early.append(second) else { fail(TLSError("too much data before the handshake")); return false }
             return true
         }
-        // Gather small pieces into one record rather than one record per piece.
-        if first.count + second.count <= Self.recordSize {
-            return recordScratch.withUnsafeMutableBytes { buffer in
-                if first.count > 0 { buffer.baseAddress!.copyMemory(from: first.baseAddress!, byteCount: first.count) }
-                if second.count > 0 { (buffer.baseAddress! + first.count).copyMemory(from: second.baseAddress!, byteCount: second.count) }
-                return encrypt(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[..<(first.count + second.count)]))
-            }
+        return gather(first) && gather(second)
+    }
+
+    /// Adds plaintext to the record being gathered: whole records go to the engine at once, the
+    /// rest waits for more writes until the record is full or this loop pass ends.
+    private func gather(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var rest = bytes
+        if recordCount > 0 && !rest.isEmpty {
+            let count = min(rest.count, Self.recordSize - recordCount)
+            (record.baseAddress! + recordCount).copyMemory(from: rest.baseAddress!, byteCount: count)
+            recordCount += count
+            rest = UnsafeRawBufferPointer(rebasing: rest[count...])
+            if recordCount == Self.recordSize { guard sealRecord() else { return false } }
         }
-        return encrypt(first) && encrypt(second)
+        let whole = rest.count - rest.count % Self.recordSize
+        if whole > 0 {
+            guard encrypt(UnsafeRawBufferPointer(rebasing: rest[..<whole])) else { return false }
+            rest = UnsafeRawBufferPointer(rebasing: rest[whole...])
+        }
+        if !rest.isEmpty {
+            record.baseAddress!.copyMemory(from: rest.baseAddress!, byteCount: rest.count)
+            recordCount = rest.count
+            scheduleRecordSeal()
+        }
+        return true
+    }
+
+    private func scheduleRecordSeal() {
+        guard !recordSealScheduled else { return }
+        recordSealScheduled = true
+        loop.runSoon { [self] in
+            recordSealScheduled = false
+            if state == .open { sealRecord() }
+        }
     }
 
     @discardableResult
+    private func sealRecord() -> Bool {
+        guard recordCount > 0 else { return true }
+        let count = recordCount
+        recordCount = 0
+        return encrypt(UnsafeRawBufferPointer(rebasing: record[..<count]))
+    }
+
     private func encrypt(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count > 0 else { return true }
         if case .failed(let error) = engine.write(bytes) {
             fail(error)
             return false
@@ -194,42 +266,58 @@ public final class TLSStream: ByteStream, StreamHandler {
     private func flushCiphertext() -> Bool {
         var ok = true
         while engine.pendingCiphertext > 0 {
-            let count = cipherScratch.withUnsafeMutableBytes { engine.takeCiphertext(into: $0) }
+            let count = engine.takeCiphertext(into: cipherScratch)
             guard count > 0 else { break }
-            ok = cipherScratch.withUnsafeBytes { inner.write(UnsafeRawBufferPointer(rebasing: $0[..<count])) } && ok
+            ok = inner.write(UnsafeRawBufferPointer(rebasing: cipherScratch[..<count])) && ok
         }
         return ok
     }
 
     public func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) {
+        guard state == .open, !writeShutDown else { return }
         handler?.streamWritabilityDidChange(self, isWritable: isWritable)
     }
 
     // MARK: Closing
 
-    public func shutdownWrite() { closeAfterFlush() }
-
-    /// Sends close_notify after everything written, then closes the inner stream once flushed.
-    public func closeAfterFlush() {
+    /// Everything written, then close_notify, then a half-close of the inner stream; reading
+    /// goes on until the peer's close_notify or EOF.
+    public func shutdownWrite() {
         loop.assertInLoop()
-        guard isOpen else { return }
-        if state == .open {
-            engine.shutdown()
-            flushCiphertext()
+        switch state {
+        case .handshaking: if closeAfterHandshake == nil { closeAfterHandshake = .shutdownWrite }
+        case .open:
+            sendCloseNotify()
+            inner.shutdownWrite()
+        case .idle, .closing, .closed: break
         }
-        closeAfterFlushRequested = true
-        inner.closeAfterFlush()
     }
 
+    /// Everything written, then close_notify, then the inner stream closes once flushed.
+    public func closeAfterFlush() {
+        loop.assertInLoop()
+        switch state {
+        case .handshaking: closeAfterHandshake = .closeAfterFlush
+        case .open:
+            sendCloseNotify()
+            inner.closeAfterFlush()
+        case .idle, .closing, .closed: break
+        }
+    }
+
+    /// Closes now: what the inner stream can send at once goes (gathered plaintext, close_notify),
+    /// the rest is dropped.
     public func close() {
         loop.assertInLoop()
-        guard isOpen else { return }
-        if state == .open {
-            engine.shutdown()
-            flushCiphertext()
-            inner.closeAfterFlush()
-        } else {
+        switch state {
+        case .open:
+            sendCloseNotify()
+            state = .closing
             inner.close()
+        case .handshaking:
+            state = .closing
+            inner.close()
+        case .idle, .closing, .closed: break
         }
     }
 
@@ -238,11 +326,18 @@ public final class TLSStream: ByteStream, StreamHandler {
         fail(error)
     }
 
-    private var closeError: (any Error)?
+    private func sendCloseNotify() {
+        guard !writeShutDown else { return }
+        writeShutDown = true
+        sealRecord()
+        engine.shutdown()
+        flushCiphertext()
+    }
 
     private func fail(_ error: any Error) {
         guard isOpen else { return }
         closeError = error
+        state = .closing
         inner.close(error: error)
     }
 

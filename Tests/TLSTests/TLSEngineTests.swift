@@ -11,11 +11,15 @@ struct TLSEngineTests {
         }
     }
 
-    @Test func handshakeDataAndCloseNotifyInMemory() throws {
+    /// A server and a client engine (ALPN lists as given), handshaken through memory.
+    static func connectedPair(serverALPN: [String] = ["http/1.1"], clientALPN: [String] = ["http/1.1"]) throws -> (client: TLSEngine, server: TLSEngine) {
         let certificates = TestCertificates.shared
-        let server = try TLSEngine(context: TLSContext(.server(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey)), role: .server)
+        var serverConfiguration = TLSConfiguration.server(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey)
+        serverConfiguration.alpn = serverALPN
         var clientConfiguration = TLSConfiguration.client(serverName: "localhost")
         clientConfiguration.caFile = certificates.caFile
+        clientConfiguration.alpn = clientALPN
+        let server = try TLSEngine(context: TLSContext(serverConfiguration), role: .server)
         let client = try TLSEngine(context: TLSContext(clientConfiguration), role: .client)
         var rounds = 0
         while !(client.handshakeComplete && server.handshakeComplete) && rounds < 10 {
@@ -25,6 +29,11 @@ struct TLSEngineTests {
             Self.pump(server, client)
             rounds += 1
         }
+        return (client, server)
+    }
+
+    @Test func handshakeDataAndCloseNotifyInMemory() throws {
+        let (client, server) = try Self.connectedPair()
         #expect(client.handshakeComplete && server.handshakeComplete)
         #expect(client.negotiatedALPN == "http/1.1" && server.negotiatedALPN == "http/1.1")
         #expect(client.negotiatedVersion == "TLSv1.3")
@@ -40,5 +49,25 @@ struct TLSEngineTests {
         Self.pump(client, server)
         let (closing, _) = buffer.withUnsafeMutableBytes { server.read(into: $0) }
         #expect(closing == .closed)
+    }
+}
+
+extension TLSEngineTests {
+    @Test func theServerPicksItsPreferredProtocolAmongTheClientOffers() throws {
+        let (client, server) = try Self.connectedPair(serverALPN: ["x-custom", "http/1.1"], clientALPN: ["http/1.1", "x-custom"])
+        #expect(client.handshakeComplete && server.handshakeComplete)
+        #expect(client.negotiatedALPN == "x-custom" && server.negotiatedALPN == "x-custom")
+    }
+
+    @Test func noCommonProtocolMeansNoALPNButAHandshake() throws {
+        let (client, server) = try Self.connectedPair(serverALPN: ["http/1.1"], clientALPN: ["h2"])
+        #expect(client.handshakeComplete && server.handshakeComplete)
+        #expect(client.negotiatedALPN == nil && server.negotiatedALPN == nil)
+    }
+
+    @Test func anALPNNameLongerThan255BytesIsRefused() {
+        var configuration = TLSConfiguration.client(serverName: "localhost")
+        configuration.alpn = [String(repeating: "x", count: 256)]
+        #expect(throws: TLSError.self) { try TLSContext(configuration) }
     }
 }

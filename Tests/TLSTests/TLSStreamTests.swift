@@ -5,108 +5,8 @@ import Testing
 import TLS
 import TestSupport
 
-
-/// Sends `total` pattern bytes, reads the echo and checks it; reports the outcome once.
-final class EchoVerifier: StreamHandler {
-    let total: Int
-    var sent = 0
-    var received = 0
-    var intact = true
-    let done: (Result<Int, any Error>) -> Void
-    var finished = false
-    static let chunk: [UInt8] = (0..<(64 << 10)).map { UInt8($0 % 251) }
-
-    init(total: Int, done: @escaping (Result<Int, any Error>) -> Void) {
-        self.total = total
-        self.done = done
-    }
-
-    func pump(_ stream: any ByteStream) {
-        while sent < total && stream.isWritable {
-            let offset = sent % 251
-            let count = min(total - sent, Self.chunk.count - 251)
-            Self.chunk.withUnsafeBytes { _ = stream.write(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
-            sent += count
-        }
-    }
-
-    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
-        buffer.withReadableRegions { a, b in
-            for region in [a, b] {
-                for (index, byte) in region.enumerated() where byte != UInt8((received + index) % 251) { intact = false; break }
-                received += region.count
-            }
-        }
-        buffer.consume(buffer.readableBytes)
-        if received >= total { finish(intact && received == total ? .success(received) : .failure(TLSError("echo corrupted"))); stream.close() }
-    }
-    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { pump(stream) } }
-    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { finish(.failure(error ?? TLSError("closed early"))) }
-    func finish(_ result: Result<Int, any Error>) {
-        guard !finished else { return }
-        finished = true
-        done(result)
-    }
-}
-
-final class Box<Value>: @unchecked Sendable {  // written before the semaphore signals, read after
-    var value: Value?
-    let ready = DispatchSemaphore(value: 0)
-    func set(_ value: Value) { self.value = value; ready.signal() }
-    func wait(_ seconds: Double = 60) -> Value? { ready.wait(timeout: .now() + seconds) == .success ? value : nil }
-}
-
 @Suite(.serialized)
-final class TLSStreamTests {
-    let certificates = TestCertificates.shared
-    let group: ReactorGroup
-    let loop: EventLoop
-    var listeners: [Listener] = []
-
-    init() throws {
-        group = try ReactorGroup(loopCount: 1, name: "tls")
-        loop = group.next()
-    }
-
-    deinit { group.shutdown() }
-
-    /// A TLS echo server on our reactor; returns its port and the errors its connections ended with.
-    func startEchoServer(certificate: String? = nil) throws -> (UInt16, Box<String>) {
-        let context = try TLSContext(.server(certificateChainFile: certificate ?? certificates.serverCertificate, privateKeyFile: certificates.serverKey))
-        let serverErrors = Box<String>()
-        let port = try loop.runBlocking { [self] () throws(SocketError) -> UInt16 in
-            let listener = try loop.listen(on: SocketAddress("127.0.0.1:0")) { connection in
-                let stream = try! TLSStream(wrapping: connection, context: context, role: .server)
-                stream.start(handler: ErrorReporting(EchoHandler()) { error in serverErrors.set("\(error)") })
-            }
-            listeners.append(listener)
-            return listener.address.port
-        }
-        return (port, serverErrors)
-    }
-
-    func clientContext(caFile: String? = nil, insecure: Bool = false) throws -> TLSContext {
-        var configuration = TLSConfiguration.client()
-        configuration.caFile = caFile ?? certificates.caFile
-        configuration.insecureSkipVerify = insecure
-        return try TLSContext(configuration)
-    }
-
-    /// Connects with TLS and runs an echo of `total` bytes through it.
-    func echo(port: UInt16, context: TLSContext, serverName: String, total: Int) -> Result<Int, any Error>? {
-        let outcome = Box<Result<Int, any Error>>()
-        loop.execute { [loop] in
-            loop.connect(to: SocketAddress(ipLiteral: "127.0.0.1", port: port)!) { result in
-                guard case .success(let connection) = result else { return outcome.set(.failure(TLSError("connect failed"))) }
-                let stream = try! TLSStream(wrapping: connection, context: context, role: .client, serverName: serverName)
-                let verifier = EchoVerifier(total: total) { outcome.set($0) }
-                stream.start(handler: verifier)
-                verifier.pump(stream)
-            }
-        }
-        return outcome.wait(120)
-    }
-
+final class TLSStreamTests: TLSLoopFixture {
     @Test func ourClientAndServerEcho64MiBIntact() throws {
         let (port, _) = try startEchoServer()
         let result = echo(port: port, context: try clientContext(), serverName: "localhost", total: 64 << 20)
@@ -141,14 +41,35 @@ final class TLSStreamTests {
         guard case .success? = result else { Issue.record("\(String(describing: result))"); return }
     }
 
+    @Test func aClientWithoutAServerNameRefusesToSkipTheHostnameCheck() throws {
+        let (port, _) = try startEchoServer()
+        let client = try clientContext()
+        let refusal = Box<String>()
+        connect(port: port) { connection in
+            do {
+                _ = try TLSStream(wrapping: connection!, context: client, role: .client)
+                refusal.set("")
+            } catch {
+                refusal.set("\(error)")
+            }
+            connection!.close()
+        }
+        #expect(refusal.wait(10) == "no server name to verify the certificate against (set serverName, or insecureSkipVerify for labs)")
+    }
+
+    @Test func anIPAddressIsVerifiedAgainstTheCertificateAddresses() throws {
+        let (port, _) = try startEchoServer()
+        guard case .success? = echo(port: port, context: try clientContext(), serverName: "127.0.0.1", total: 1000) else {
+            Issue.record("127.0.0.1 is in the certificate"); return
+        }
+        let result = echo(port: port, context: try clientContext(), serverName: "127.0.0.2", total: 10)
+        guard case .failure(let error)? = result else { Issue.record("accepted a certificate for another address"); return }
+        #expect("\(error)" == "certificate verify failed: IP address mismatch")
+    }
+
     @Test func garbageInsteadOfClientHelloIsClosedWithAnErrorAndTheServerGoesOn() throws {
         let (port, serverErrors) = try startEchoServer()
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let fd = try #require(connectLoopback(port: port))
         let garbage = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
         _ = garbage.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
         var buffer = [UInt8](repeating: 0, count: 512)
@@ -165,77 +86,172 @@ final class TLSStreamTests {
         guard case .success? = result else { Issue.record("server broken after garbage: \(String(describing: result))"); return }
     }
 
-    @Test func openSSLClientTalksToOurServer() throws {
-        let (port, _) = try startEchoServer()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certificates.caFile, "-servername", "localhost",
-                             "-verify_return_error", "-verify_hostname", "localhost", "-alpn", "http/1.1", "-quiet", "-no_ign_eof"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        input.fileHandleForWriting.write(Data("hello from s_client\n".utf8))
-        usleep(1_000_000)
-        try input.fileHandleForWriting.close()
-        let echoed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(echoed.contains("hello from s_client"), "\(echoed)")
+    /// A relay's half-close: the client sends, shuts its side (close_notify), and still reads the
+    /// answer the server sends after hearing EOF, once.
+    @Test func shutdownWriteIsAHalfCloseAndEOFComesOnce() throws {
+        let context = try serverContext
+        let eofCount = Box<Int>()
+        let port = try listen { connection in
+            try! TLSStream(wrapping: connection, context: context, role: .server).start(handler: AnswerAfterEOF { eofCount.set($0) })
+        }
+        let outcome = Box<(String, (any Error)?)>()
+        let writeAfterShutdown = Box<Bool>()
+        let client = try clientContext()
+        connect(port: port) { connection in
+            let stream = try! TLSStream(wrapping: connection!, context: client, role: .client, serverName: "localhost")
+            stream.start(handler: ReadyNotifier(Collector { outcome.set(($0, $1)) }) { stream in
+                stream.write(Array("question".utf8))
+                stream.shutdownWrite()
+                writeAfterShutdown.set(stream.write(Array("too late".utf8)))
+            })
+        }
+        let (text, error) = try #require(outcome.wait(10))
+        #expect(writeAfterShutdown.value == false)
+        #expect(text == "answer to question")
+        #expect(error == nil)
+        #expect(eofCount.wait(1) == 1)
+        usleep(100_000)
+        #expect(eofCount.value == 1, "EOF delivered more than once")
     }
 
-    @Test func ourClientTalksToOpenSSLServer() throws {
-        let port = UInt16.random(in: 20000...40000)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificates.serverCertificate, "-key", certificates.serverKey, "-www"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-        let context = try clientContext()
-        var page: String?
-        for _ in 0..<50 where page == nil {
-            usleep(100_000)
-            let outcome = Box<String>()
-            loop.execute { [loop] in
-                loop.connect(to: SocketAddress(ipLiteral: "127.0.0.1", port: port)!) { result in
-                    guard case .success(let connection) = result else { return outcome.set("") }
-                    let stream = try! TLSStream(wrapping: connection, context: context, role: .client, serverName: "localhost")
-                    stream.start(handler: Collector { outcome.set($0) })
-                    stream.write(Array("GET / HTTP/1.0\r\n\r\n".utf8))
-                }
-            }
-            if let text = outcome.wait(10), !text.isEmpty { page = text }
+    /// A reader that pauses stops decryption and, through TCP, the writer: the plaintext held for
+    /// it stays within its ring, and everything arrives intact once it resumes.
+    @Test func aPausedReaderStallsTheWriterWithBoundedBuffering() throws {
+        let context = try serverContext
+        let total = 64 << 20
+        let reader = PausingReader(total: total)
+        let port = try listen { connection in
+            try! TLSStream(wrapping: connection, context: context, role: .server, maxBufferedPlaintext: 256 << 10).start(handler: reader)
         }
-        #expect(page?.hasPrefix("HTTP/1.0 200 ok") == true, "\(String(describing: page?.prefix(200)))")
-        #expect(page?.contains("TLSv1.3") == true)
+        let client = try clientContext()
+        let writer = Box<EchoVerifier>()
+        connect(port: port) { connection in
+            let stream = try! TLSStream(wrapping: connection!, context: client, role: .client, serverName: "localhost")
+            writer.set(EchoVerifier(total: total) { _ in })
+            stream.start(handler: writer.value!)
+        }
+        #expect(reader.paused.wait(10) != nil)
+        usleep(1_000_000)
+        let (sent, held) = loop.runBlocking { (writer.value!.sent, reader.maxHeld) }
+        #expect(sent < total / 2, "the writer went on: \(sent) bytes")
+        #expect(held <= 256 << 10, "plaintext held: \(held)")
+        loop.execute { reader.resume() }
+        #expect(reader.done.wait(60) == true)
+    }
+
+    /// Small writes in one loop pass become one record, not one record each.
+    @Test func smallWritesInOneLoopPassAreGatheredIntoOneRecord() throws {
+        let (port, _) = try startEchoServer()
+        let client = try clientContext()
+        let ready = Box<(CountingStream, any ByteStream)>()
+        let echoed = Box<(String, (any Error)?)>()
+        connect(port: port) { connection in
+            let counting = CountingStream(wrapping: connection!)
+            let stream = try! TLSStream(wrapping: counting, context: client, role: .client, serverName: "localhost")
+            stream.start(handler: ReadyNotifier(Collector { echoed.set(($0, $1)) }) { ready.set((counting, $0)) })
+        }
+        let (counting, stream) = try #require(ready.wait(10))
+        let message = "0123456789abcdef"
+        let before = loop.runBlocking {
+            let before = counting.bytesWritten
+            for _ in 0..<1000 { stream.write(Array(message.utf8)) }
+            return before
+        }
+        let written = loop.runBlocking { counting.bytesWritten } - before
+        #expect(written > 16_000 && written <= 16_000 + 2 * 22, "ciphertext for 1000 writes of 16 bytes: \(written)")
+        loop.runBlocking { stream.shutdownWrite() }
+        let (text, _) = try #require(echoed.wait(10))
+        #expect(text == String(repeating: message, count: 1000))
+    }
+
+    /// Writes and a close asked for before the handshake completes happen after it, in order.
+    @Test func writesAndCloseBeforeTheHandshakeAreKept() throws {
+        let (port, _) = try startEchoServer()
+        let client = try clientContext()
+        let outcome = Box<(String, (any Error)?)>()
+        let writableBeforeHandshake = Box<Bool>()
+        connect(port: port) { connection in
+            let stream = try! TLSStream(wrapping: connection!, context: client, role: .client, serverName: "localhost")
+            stream.start(handler: Collector { outcome.set(($0, $1)) })
+            writableBeforeHandshake.set(stream.isWritable)
+            stream.write(Array("early bytes".utf8))
+            stream.shutdownWrite()
+        }
+        let (text, error) = try #require(outcome.wait(10))
+        #expect(writableBeforeHandshake.value == false)
+        #expect(text == "early bytes")
+        #expect(error == nil)
     }
 }
 
-/// Gathers everything until the stream ends.
-final class Collector: StreamHandler {
+/// Collects what it reads; on EOF answers "answer to <what it read>" and closes after it.
+final class AnswerAfterEOF: StreamHandler {
     var text = ""
-    let done: (String) -> Void
-    init(done: @escaping (String) -> Void) { self.done = done }
+    var eofs = 0
+    let reportEOFs: (Int) -> Void
+    init(reportEOFs: @escaping (Int) -> Void) { self.reportEOFs = reportEOFs }
     func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
         text += String(decoding: buffer.bytes(), as: UTF8.self)
         buffer.consume(buffer.readableBytes)
     }
-    func streamDidReadEOF(_ stream: any ByteStream) { stream.close() }
-    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { done(text) }
+    func streamDidReadEOF(_ stream: any ByteStream) {
+        eofs += 1
+        reportEOFs(eofs)
+        stream.write(Array("answer to \(text)".utf8))
+        stream.closeAfterFlush()
+    }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {}
 }
 
-/// Wraps a handler and reports the error its stream closed with.
-final class ErrorReporting: StreamHandler {
+/// Leaves the first bytes in the ring and pauses; after `resume()` reads and checks everything.
+final class PausingReader: StreamHandler, @unchecked Sendable {  // used on the loop only; Sendable to be resumed from the test via loop.execute
+    let total: Int
+    var received = 0
+    var intact = true
+    var maxHeld = 0
+    var draining = false
+    weak var stream: (any ByteStream)?
+    let paused = Box<Bool>()
+    let done = Box<Bool>()
+    init(total: Int) { self.total = total }
+
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        maxHeld = max(maxHeld, buffer.readableBytes)
+        guard draining else {
+            self.stream = stream
+            stream.pauseReading()
+            if paused.value == nil { paused.set(true) }
+            return
+        }
+        buffer.withReadableRegions { a, b in
+            for region in [a, b] {
+                for (index, byte) in region.enumerated() where byte != patternByte(received + index) { intact = false; break }
+                received += region.count
+            }
+        }
+        buffer.consume(buffer.readableBytes)
+        if received >= total {
+            done.set(intact && received == total)
+            stream.close()
+        }
+    }
+    func resume() {
+        draining = true
+        stream?.resumeReading()
+    }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { if received < total { done.set(false) } }
+}
+
+/// Tells once when its stream becomes writable (the handshake is done), otherwise forwards.
+final class ReadyNotifier: StreamHandler {
     let wrapped: any StreamHandler
-    let report: (any Error) -> Void
-    init(_ wrapped: any StreamHandler, report: @escaping (any Error) -> Void) { self.wrapped = wrapped; self.report = report }
+    var ready: ((any ByteStream) -> Void)?
+    init(_ wrapped: any StreamHandler, ready: @escaping (any ByteStream) -> Void) { self.wrapped = wrapped; self.ready = ready }
     func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) { wrapped.streamDidRead(stream, &buffer) }
     func streamDidReadEOF(_ stream: any ByteStream) { wrapped.streamDidReadEOF(stream) }
-    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { wrapped.streamWritabilityDidChange(stream, isWritable: isWritable) }
-    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {
-        if let error { report(error) }
-        wrapped.streamDidClose(stream, error: error)
+    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) {
+        if isWritable, let ready { self.ready = nil; ready(stream) }
+        wrapped.streamWritabilityDidChange(stream, isWritable: isWritable)
     }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { wrapped.streamDidClose(stream, error: error) }
 }

@@ -26,8 +26,11 @@ int ctls_ctx_set_min_tls13(SSL_CTX *ctx);
 void ctls_ctx_set_stream_mode(SSL_CTX *ctx);
 /// No renegotiation, no compression; servers choose the cipher.
 void ctls_ctx_set_secure_options(SSL_CTX *ctx);
-/// Server: answer ALPN with "http/1.1" when the client offers it, else no ALPN.
-void ctls_ctx_select_alpn_http11(SSL_CTX *ctx);
+/// A server's ALPN protocols in wire format (length-prefixed names), in its order of preference.
+struct ctls_alpn_list { const unsigned char *protocols; unsigned int length; };
+/// Server: answer ALPN with the first protocol of `list` the client offers; no ALPN if none is.
+/// `list` must outlive the context.
+void ctls_ctx_select_alpn(SSL_CTX *ctx, const struct ctls_alpn_list *list);
 int ctls_set_server_name(SSL *ssl, const char *name);
 /// The oldest error on this thread's queue as "reason" text (library detail dropped), and
 /// clears the queue; "" if none.

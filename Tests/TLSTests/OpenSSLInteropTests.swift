@@ -1,0 +1,64 @@
+import Foundation
+import Glibc
+import Reactor
+import Testing
+import TLS
+import TestSupport
+
+/// Our server and client against the `openssl` CLI's s_client and s_server.
+@Suite(.serialized)
+final class OpenSSLInteropTests: TLSLoopFixture {
+    @Test func openSSLClientTalksToOurServerWhichAsksForNoClientCertificate() throws {
+        let (port, _) = try startEchoServer()
+        let client = try OpenSSLProcess(["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certificates.caFile, "-servername", "localhost",
+                                         "-verify_return_error", "-verify_hostname", "localhost", "-alpn", "http/1.1", "-msg", "-quiet", "-no_ign_eof"])
+        defer { client.stop() }
+        client.send("hello from s_client\n")
+        #expect(client.waitForOutput(containing: "hello from s_client"), "\(client.text)")
+        #expect(client.text.contains("ServerHello"))
+        #expect(!client.text.contains("CertificateRequest"), "a server must not ask browsers for certificates")
+    }
+
+    @Test func ourClientTalksToOpenSSLServer() throws {
+        let port = freeLoopbackPort()
+        let server = try OpenSSLProcess(["s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificates.serverCertificate,
+                                         "-key", certificates.serverKey, "-alpn", "http/1.1", "-www"])
+        defer { server.stop() }
+        #expect(server.waitForOutput(containing: "ACCEPT"), "\(server.text)")
+        let context = try clientContext()
+        let outcome = Box<(String, (any Error)?)>()
+        let alpn = Box<String>()
+        connect(port: port) { connection in
+            guard let connection else { return outcome.set(("", TLSError("connect failed"))) }
+            let stream = try! TLSStream(wrapping: connection, context: context, role: .client, serverName: "localhost")
+            stream.start(handler: ReadyNotifier(Collector { outcome.set(($0, $1)) }) { _ in alpn.set(stream.negotiatedALPN ?? "none") })
+            stream.write(Array("GET / HTTP/1.0\r\n\r\n".utf8))
+        }
+        let (page, error) = try #require(outcome.wait(10))
+        #expect(error == nil)
+        #expect(page.hasPrefix("HTTP/1.0 200 ok"), "\(page.prefix(200))")
+        #expect(page.contains("TLSv1.3"))
+        #expect(alpn.value == "http/1.1")
+    }
+
+    @Test func tls12WorksAndRenegotiationIsRefused() throws {
+        let (port, serverErrors) = try startEchoServer()
+        let client = try OpenSSLProcess(["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certificates.caFile, "-servername", "localhost",
+                                         "-tls1_2", "-quiet", "-no_ign_eof"])
+        defer { client.stop() }
+        client.send("over TLS 1.2\n")
+        #expect(client.waitForOutput(containing: "over TLS 1.2"), "\(client.text)")
+        client.send("R\n")  // s_client: renegotiate
+        #expect(client.waitForOutput(containing: "no renegotiation"), "\(client.text)")
+        _ = serverErrors.wait(2)
+        let result = echo(port: port, context: try clientContext(), serverName: "localhost", total: 1 << 20)
+        guard case .success? = result else { Issue.record("server broken after a renegotiation attempt: \(String(describing: result))"); return }
+    }
+
+    @Test func versionsBelowTLS12AreRefused() throws {
+        let (port, serverErrors) = try startEchoServer()
+        let client = try OpenSSLProcess(["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", "-quiet", "-no_ign_eof"])
+        defer { client.stop() }
+        #expect(serverErrors.wait(10) == "TLS handshake: unsupported protocol")
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import Glibc
+import Reactor
+import TLS
+import TestSupport
+
+/// The byte at `offset` of the pattern every test stream carries.
+func patternByte(_ offset: Int) -> UInt8 { UInt8(offset % 251) }
+
+/// Sends `total` pattern bytes, reads the echo and checks it; reports the outcome once.
+final class EchoVerifier: StreamHandler {
+    let total: Int
+    var sent = 0
+    var received = 0
+    var intact = true
+    let done: (Result<Int, any Error>) -> Void
+    var finished = false
+    static let chunk: [UInt8] = (0..<(64 << 10)).map(patternByte)
+
+    init(total: Int, done: @escaping (Result<Int, any Error>) -> Void) {
+        self.total = total
+        self.done = done
+    }
+
+    func pump(_ stream: any ByteStream) {
+        while sent < total && stream.isWritable {
+            let offset = sent % 251
+            let count = min(total - sent, Self.chunk.count - 251)
+            Self.chunk.withUnsafeBytes { _ = stream.write(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
+            sent += count
+        }
+    }
+
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        buffer.withReadableRegions { a, b in
+            for region in [a, b] {
+                for (index, byte) in region.enumerated() where byte != patternByte(received + index) { intact = false; break }
+                received += region.count
+            }
+        }
+        buffer.consume(buffer.readableBytes)
+        if received >= total { finish(intact && received == total ? .success(received) : .failure(TLSError("echo corrupted"))); stream.close() }
+    }
+    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { pump(stream) } }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { finish(.failure(error ?? TLSError("closed early"))) }
+    func finish(_ result: Result<Int, any Error>) {
+        guard !finished else { return }
+        finished = true
+        done(result)
+    }
+}
+
+final class Box<Value>: @unchecked Sendable {  // written before the semaphore signals, read after
+    var value: Value?
+    let ready = DispatchSemaphore(value: 0)
+    func set(_ value: Value) { self.value = value; ready.signal() }
+    func wait(_ seconds: Double = 60) -> Value? { ready.wait(timeout: .now() + seconds) == .success ? value : nil }
+}
+
+/// Gathers everything until the stream closes; reports the text and the close error.
+final class Collector: StreamHandler {
+    var text = ""
+    let done: (String, (any Error)?) -> Void
+    init(done: @escaping (String, (any Error)?) -> Void) { self.done = done }
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        text += String(decoding: buffer.bytes(), as: UTF8.self)
+        buffer.consume(buffer.readableBytes)
+    }
+    func streamDidReadEOF(_ stream: any ByteStream) { stream.close() }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { done(text, error) }
+}
+
+/// Wraps a handler and reports the error its stream closed with.
+final class ErrorReporting: StreamHandler {
+    let wrapped: any StreamHandler
+    let report: (any Error) -> Void
+    init(_ wrapped: any StreamHandler, report: @escaping (any Error) -> Void) { self.wrapped = wrapped; self.report = report }
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) { wrapped.streamDidRead(stream, &buffer) }
+    func streamDidReadEOF(_ stream: any ByteStream) { wrapped.streamDidReadEOF(stream) }
+    func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { wrapped.streamWritabilityDidChange(stream, isWritable: isWritable) }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {
+        if let error { report(error) }
+        wrapped.streamDidClose(stream, error: error)
+    }
+}
+
+/// One loop on its own thread with TLS servers and clients on it, over loopback.
+class TLSLoopFixture {
+    let certificates = TestCertificates.shared
+    let group: ReactorGroup
+    let loop: EventLoop
+    var listeners: [Listener] = []
+
+    init() throws {
+        group = try ReactorGroup(loopCount: 1, name: "tls")
+        loop = group.next()
+    }
+
+    deinit { group.shutdown() }
+
+    var serverContext: TLSContext {
+        get throws { try TLSContext(.server(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey)) }
+    }
+
+    /// Listens on loopback; every accepted connection is handed to `accept` on the loop.
+    func listen(_ accept: @escaping (Connection) -> Void) throws -> UInt16 {
+        try loop.runBlocking { [self] () throws(SocketError) -> UInt16 in
+            let listener = try loop.listen(on: SocketAddress("127.0.0.1:0")) { accept($0) }
+            listeners.append(listener)
+            return listener.address.port
+        }
+    }
+
+    /// A TLS echo server; returns its port and the first error one of its connections ended with.
+    func startEchoServer(certificate: String? = nil) throws -> (UInt16, Box<String>) {
+        let context = try TLSContext(.server(certificateChainFile: certificate ?? certificates.serverCertificate, privateKeyFile: certificates.serverKey))
+        let serverErrors = Box<String>()
+        let port = try listen { connection in
+            let stream = try! TLSStream(wrapping: connection, context: context, role: .server)
+            stream.start(handler: ErrorReporting(EchoHandler()) { error in serverErrors.set("\(error)") })
+        }
+        return (port, serverErrors)
+    }
+
+    func clientContext(caFile: String? = nil, insecure: Bool = false) throws -> TLSContext {
+        var configuration = TLSConfiguration.client()
+        configuration.caFile = caFile ?? certificates.caFile
+        configuration.insecureSkipVerify = insecure
+        return try TLSContext(configuration)
+    }
+
+    /// Connects to `port` on the loop and gives the connection to `body` (nil if refused).
+    func connect(port: UInt16, _ body: @escaping @Sendable (Connection?) -> Void) {
+        loop.execute { [loop] in
+            loop.connect(to: SocketAddress(ipLiteral: "127.0.0.1", port: port)!) { result in
+                guard case .success(let connection) = result else { return body(nil) }
+                body(connection)
+            }
+        }
+    }
+
+    /// Connects with TLS and runs an echo of `total` bytes through it.
+    func echo(port: UInt16, context: TLSContext, serverName: String, total: Int) -> Result<Int, any Error>? {
+        let outcome = Box<Result<Int, any Error>>()
+        connect(port: port) { connection in
+            guard let connection else { return outcome.set(.failure(TLSError("connect failed"))) }
+            do {
+                let stream = try TLSStream(wrapping: connection, context: context, role: .client, serverName: serverName)
+                let verifier = EchoVerifier(total: total) { outcome.set($0) }
+                stream.start(handler: verifier)
+                verifier.pump(stream)
+            } catch {
+                outcome.set(.failure(error))
+            }
+        }
+        return outcome.wait(120)
+    }
+}
+
+/// A loopback port nobody listens on right now (bound, read, released).
+func freeLoopbackPort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return UInt16(bigEndian: address.sin_port)
+}
+
+/// An `openssl` CLI process whose stdout and stderr are collected; `stop()` kills it if it is
+/// still running (call it in a `defer`).
+final class OpenSSLProcess: @unchecked Sendable {  // output is guarded by `lock`; the rest is set before run()
+    let process = Process()
+    let input = Pipe()
+    private let output = Pipe()
+    private let lock = NSLock()
+    private var collected = Data()
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        output.fileHandleForReading.readabilityHandler = { [self] handle in
+            let data = handle.availableData
+            lock.lock()
+            collected.append(data)
+            lock.unlock()
+        }
+        try process.run()
+    }
+
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: collected, as: UTF8.self)
+    }
+
+    func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+
+    /// Waits until the output contains `needle` or the process ends (true if it was seen).
+    func waitForOutput(containing needle: String, seconds: Double = 20) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if text.contains(needle) { return true }
+            if !process.isRunning { usleep(100_000); return text.contains(needle) }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        output.fileHandleForReading.readabilityHandler = nil
+    }
+}
