@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import TestSupport
+@_exported import TestSupport
 
 /// A program of this package run as a child process for end-to-end tests; its output goes to a
 /// log file that failing tests print. Stopped (SIGTERM, then SIGKILL) by `stop()` or on deinit.
@@ -78,18 +78,6 @@ final class Subprocess {
     }
 }
 
-/// A port nobody listens on right now (bound then released).
-func freePort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
-}
 
 /// Polls until `condition` holds or `seconds` pass.
 @discardableResult

@@ -48,3 +48,35 @@ public func connectLoopback(port: UInt16) -> Int32? {
     guard rc == 0 else { close(fd); return nil }
     return fd
 }
+
+/// A loopback port nobody listens on right now (bound, read, released).
+public func freePort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return UInt16(bigEndian: address.sin_port)
+}
+
+/// The test byte pattern: byte `i` of a stream is `i % 251`, so any position can be checked.
+public enum TestPattern {
+    static let chunk: [UInt8] = (0..<(64 << 10)).map(byte(at:))
+
+    public static func byte(at position: Int) -> UInt8 { UInt8(position % 251) }
+
+    /// Writes pattern bytes `sent..<total` while `stream` is writable; returns the new `sent`.
+    public static func write(to stream: any ByteStream, from sent: Int, upTo total: Int) -> Int {
+        var sent = sent
+        while sent < total && stream.isWritable {
+            let offset = sent % 251  // the chunk is 64 KiB; stay below its end while keeping the phase
+            let count = min(total - sent, chunk.count - 251)
+            chunk.withUnsafeBytes { _ = stream.write(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
+            sent += count
+        }
+        return sent
+    }
+}

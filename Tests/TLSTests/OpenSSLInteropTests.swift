@@ -20,7 +20,7 @@ final class OpenSSLInteropTests: TLSLoopFixture {
     }
 
     @Test func ourClientTalksToOpenSSLServer() throws {
-        let port = freeLoopbackPort()
+        let port = freePort()
         let server = try OpenSSLProcess(["s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificates.serverCertificate,
                                          "-key", certificates.serverKey, "-alpn", "http/1.1", "-www"])
         defer { server.stop() }

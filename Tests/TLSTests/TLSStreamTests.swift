@@ -225,7 +225,7 @@ final class PausingReader: StreamHandler, @unchecked Sendable {  // used on the 
         }
         buffer.withReadableRegions { a, b in
             for region in [a, b] {
-                for (index, byte) in region.enumerated() where byte != patternByte(received + index) { intact = false; break }
+                for (index, byte) in region.enumerated() where byte != TestPattern.byte(at: received + index) { intact = false; break }
                 received += region.count
             }
         }

@@ -5,7 +5,6 @@ import TLS
 import TestSupport
 
 /// The byte at `offset` of the pattern every test stream carries.
-func patternByte(_ offset: Int) -> UInt8 { UInt8(offset % 251) }
 
 /// Sends `total` pattern bytes, reads the echo and checks it; reports the outcome once.
 final class EchoVerifier: StreamHandler {
@@ -15,7 +14,6 @@ final class EchoVerifier: StreamHandler {
     var intact = true
     let done: (Result<Int, any Error>) -> Void
     var finished = false
-    static let chunk: [UInt8] = (0..<(64 << 10)).map(patternByte)
 
     init(total: Int, done: @escaping (Result<Int, any Error>) -> Void) {
         self.total = total
@@ -23,18 +21,13 @@ final class EchoVerifier: StreamHandler {
     }
 
     func pump(_ stream: any ByteStream) {
-        while sent < total && stream.isWritable {
-            let offset = sent % 251
-            let count = min(total - sent, Self.chunk.count - 251)
-            Self.chunk.withUnsafeBytes { _ = stream.write(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
-            sent += count
-        }
+        sent = TestPattern.write(to: stream, from: sent, upTo: total)
     }
 
     func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
         buffer.withReadableRegions { a, b in
             for region in [a, b] {
-                for (index, byte) in region.enumerated() where byte != patternByte(received + index) { intact = false; break }
+                for (index, byte) in region.enumerated() where byte != TestPattern.byte(at: received + index) { intact = false; break }
                 received += region.count
             }
         }
@@ -157,18 +150,6 @@ class TLSLoopFixture {
     }
 }
 
-/// A loopback port nobody listens on right now (bound, read, released).
-func freeLoopbackPort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
-}
 
 /// An `openssl` CLI process whose stdout and stderr are collected; `stop()` kills it if it is
 /// still running (call it in a `defer`).

@@ -75,7 +75,6 @@ final class TunnelFixture: @unchecked Sendable {  // fields are set before the s
 
 /// Sends `total` bytes of pattern `i % 251` as fast as the socket takes them, then closes.
 final class SourceHandler: StreamHandler {
-    static let chunk: [UInt8] = (0..<(64 << 10)).map { UInt8($0 % 251) }
     let total: Int
     var sent = 0
     init(total: Int) { self.total = total }
@@ -84,13 +83,7 @@ final class SourceHandler: StreamHandler {
         pump(stream)
     }
     func pump(_ stream: any ByteStream) {
-        while sent < total && stream.isWritable {
-            // The chunk is a multiple of 251 plus a remainder: keep the pattern continuous.
-            let offset = sent % 251
-            let count = min(total - sent, Self.chunk.count - 251)
-            Self.chunk.withUnsafeBytes { _ = stream.write(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
-            sent += count
-        }
+        sent = TestPattern.write(to: stream, from: sent, upTo: total)
         if sent == total { stream.closeAfterFlush() }
     }
     func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { pump(stream) } }
