@@ -43,12 +43,11 @@ public final class HTTPClientExchange: StreamHandler {
     public func writeBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count > 0 else { return stream.isOpen }
         guard requestChunked else { return stream.write(bytes) }
-        let size = Array((String(bytes.count, radix: 16) + "\r\n").utf8)
-        return size.withUnsafeBytes { stream.write($0, bytes) } && stream.write([13, 10] as [UInt8])
+        return ChunkedEncoding.write(bytes, to: stream)
     }
 
     public func endBody() {
-        if requestChunked { stream.write(Array("0\r\n\r\n".utf8)) }
+        if requestChunked { stream.write(ChunkedEncoding.lastChunk) }
     }
 
     public func pauseResponse() { stream.pauseReading() }

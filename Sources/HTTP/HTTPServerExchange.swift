@@ -60,8 +60,7 @@ public final class HTTPServerExchange {
         precondition(headWritten && !ended, "body written outside a response")
         guard bodyAllowed, bytes.count > 0 else { return connection.stream.isOpen }
         guard chunked else { return connection.stream.write(bytes) }
-        let size = Array((String(bytes.count, radix: 16) + "\r\n").utf8)
-        return size.withUnsafeBytes { connection.stream.write($0, bytes) } && connection.stream.write(Self.crlf)
+        return ChunkedEncoding.write(bytes, to: connection.stream)
     }
 
     @discardableResult
@@ -73,7 +72,7 @@ public final class HTTPServerExchange {
     public func end() {
         guard !ended else { return }
         precondition(headWritten, "end() before the head")
-        if chunked { connection.stream.write(Self.lastChunk) }
+        if chunked { connection.stream.write(ChunkedEncoding.lastChunk) }
         ended = true
         connection.exchangeDidEnd(self)
     }
@@ -100,6 +99,4 @@ public final class HTTPServerExchange {
         return connection.detach()
     }
 
-    private static let crlf: [UInt8] = [13, 10]
-    private static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
 }

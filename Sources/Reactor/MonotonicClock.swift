@@ -12,7 +12,7 @@ public enum MonotonicClock {
 
 extension Duration {
     /// Whole nanoseconds, clamped at zero (a negative delay means "as soon as possible").
-    var nanosecondsClamped: UInt64 {
+    public var nanosecondsClamped: UInt64 {
         let (seconds, attoseconds) = components
         if seconds < 0 || (seconds == 0 && attoseconds < 0) { return 0 }
         return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)

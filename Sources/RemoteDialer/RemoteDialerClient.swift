@@ -90,7 +90,7 @@ public final class RemoteDialerClient {
             guard let self else { return }
             logger.error("session to \(url) ended\(error.map { ": \($0)" } ?? "")")
             self.session = nil
-            if MonotonicClock.now() &- connectedAt >= options.stableAfter.nanosecondsForClient { backoff = options.initialBackoff }
+            if MonotonicClock.now() &- connectedAt >= options.stableAfter.nanosecondsClamped { backoff = options.initialBackoff }
             scheduleRetry()
         }
         self.session = session
@@ -105,12 +105,5 @@ public final class RemoteDialerClient {
         backoff = min(backoff * 2, options.maxBackoff)
         logger.info("reconnecting in \(delay)")
         retryTimer = loop.scheduleTimer(after: delay) { [weak self] in self?.attempt() }
-    }
-}
-
-extension Duration {
-    var nanosecondsForClient: UInt64 {
-        let (seconds, attoseconds) = components
-        return UInt64(max(0, seconds)) &* 1_000_000_000 &+ UInt64(max(0, attoseconds) / 1_000_000_000)
     }
 }

@@ -336,24 +336,17 @@ extension TunnelSession {
         timers.append(loop.scheduleTimer(after: check, repeating: check) { [weak self] in
             guard let self else { return }
             let idle = MonotonicClock.now() &- transport.lastReceivedAt
-            if idle > options.idleTimeout.nanoseconds { close(error: TunnelError.idleTimeout) }
+            if idle > options.idleTimeout.nanosecondsClamped { close(error: TunnelError.idleTimeout) }
         })
     }
 
     /// SyncConnections: close (without telling the remote) connections it no longer has. Ones
     /// opened in the last few seconds may have crossed the list on the wire and are kept.
     private func closeStaleConnections(keeping live: Set<Int64>) {
-        let stale = connections.values.filter { !live.contains($0.id) && $0.age >= options.syncGrace.nanoseconds }
+        let stale = connections.values.filter { !live.contains($0.id) && $0.age >= options.syncGrace.nanosecondsClamped }
         for connection in stale {
             logger.debug("closing stale connection \(connection.id)")
             connection.fail(TunnelError.staleConnection, notifyRemote: false)
         }
-    }
-}
-
-extension Duration {
-    var nanoseconds: UInt64 {
-        let (seconds, attoseconds) = components
-        return UInt64(max(0, seconds)) &* 1_000_000_000 &+ UInt64(max(0, attoseconds) / 1_000_000_000)
     }
 }

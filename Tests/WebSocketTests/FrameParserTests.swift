@@ -30,6 +30,17 @@ enum Parsed: Equatable {
     case error(UInt16)
 }
 
+/// Appends `event` to `events`, joining adjacent payload pieces.
+func record(_ event: FrameEvent, into events: inout [Parsed]) {
+    switch event {
+    case .messageBegin(let opcode): events.append(.begin(opcode.rawValue))
+    case .messagePiece(let piece):
+        if case .payload(let previous)? = events.last { events[events.count - 1] = .payload(previous + piece) } else { events.append(.payload(Array(piece))) }
+    case .messageEnd: events.append(.end)
+    case .control(let opcode, let payload): events.append(.control(opcode.rawValue, payload))
+    }
+}
+
 func parse(_ pieces: [[UInt8]], role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20) -> [Parsed] {
     var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4 << 20)
     var parser = FrameParser(role: role, maxMessageSize: maxMessageSize)
@@ -38,13 +49,7 @@ func parse(_ pieces: [[UInt8]], role: WebSocketRole = .server, maxMessageSize: I
         _ = ring.append(piece)
         do throws(WebSocketError) {
             try parser.parse(&ring) { event in
-                switch event {
-                case .messageBegin(let opcode): events.append(.begin(opcode.rawValue))
-                case .messagePiece(let piece):
-                    if case .payload(let previous)? = events.last { events[events.count - 1] = .payload(previous + piece) } else { events.append(.payload(Array(piece))) }
-                case .messageEnd: events.append(.end)
-                case .control(let opcode, let payload): events.append(.control(opcode.rawValue, payload))
-                }
+                record(event, into: &events)
                 return true
             }
         } catch {
@@ -174,13 +179,7 @@ struct FrameParserTests {
         while !ring.isEmpty && calls < 1000 {
             calls += 1
             try parser.parse(&ring) { event in
-                switch event {
-                case .messageBegin(let opcode): events.append(.begin(opcode.rawValue))
-                case .messagePiece(let piece):
-                    if case .payload(let previous)? = events.last { events[events.count - 1] = .payload(previous + piece) } else { events.append(.payload(Array(piece))) }
-                case .messageEnd: events.append(.end)
-                case .control(let opcode, let payload): events.append(.control(opcode.rawValue, payload))
-                }
+                record(event, into: &events)
                 return false
             }
         }
