@@ -15,7 +15,8 @@ public final class HTTPClientExchange: StreamHandler {
 
     public let stream: any ByteStream
     public let request: HTTPRequestHead
-    private let onEvent: (Event) -> Void
+    /// Dropped after the final event: it usually captures the owner, which holds this exchange.
+    private var onEvent: ((Event) -> Void)?
     private var parser: HTTPHeadParser
     private var body: HTTPBodyDecoder?
     private let limits: HTTPLimits
@@ -62,7 +63,10 @@ public final class HTTPClientExchange: StreamHandler {
     private func finish(_ event: Event) {
         guard !finished else { return }
         finished = true
-        onEvent(event)
+        let onEvent = self.onEvent
+        self.onEvent = nil
+        onWritable = nil
+        onEvent?(event)
     }
 
     public func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
@@ -73,10 +77,10 @@ public final class HTTPClientExchange: StreamHandler {
                 // Interim 1xx answers (100 Continue) precede the real one.
                 if head.status.code < 200 && head.status.code != 101 { return streamDidRead(stream, &buffer) }
                 body = HTTPBodyDecoder(framing: try HTTPBodyFraming.of(response: head, requestMethod: request.method), limits: limits)
-                onEvent(.head(head))
+                onEvent?(.head(head))
             }
             guard var decoder = body, !finished else { return }
-            let done = try decoder.decode(&buffer) { piece in onEvent(.bodyPiece(piece)) }
+            let done = try decoder.decode(&buffer) { piece in onEvent?(.bodyPiece(piece)) }
             body = decoder
             if done {
                 finish(.end)

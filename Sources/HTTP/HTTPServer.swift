@@ -1,36 +1,73 @@
+import Glibc
 import Reactor
 
-/// Accepts connections on one loop and serves each with an `HTTPServerConnection`.
+/// Accepts connections on one loop and serves each with an `HTTPServerConnection`, at most
+/// `maxConnections` at once: at the limit the listener stops accepting (new connections wait in
+/// the kernel's backlog) and resumes as connections close. Upgraded connections count until
+/// their socket closes.
 public final class HTTPServer {
     public let loop: EventLoop
     public let limits: HTTPLimits
-    private var listener: Listener?
+    public let timeouts: HTTPTimeouts
+    public let maxConnections: Int
+    private var listeners: [Listener] = []
     private let respond: HTTPServerConnection.Responder
+    /// Sockets accepted and not yet closed.
+    public private(set) var openConnections = 0
 
     /// Wraps each accepted connection before HTTP runs on it (TLS, for HTTPS); nil drops it.
     public var wrapAccepted: ((Connection) -> (any ByteStream)?)?
 
-    public init(loop: EventLoop, limits: HTTPLimits = HTTPLimits(), respond: @escaping HTTPServerConnection.Responder) {
+    public init(loop: EventLoop, limits: HTTPLimits = HTTPLimits(), timeouts: HTTPTimeouts = HTTPTimeouts(),
+                maxConnections: Int = HTTPServer.defaultMaxConnections, respond: @escaping HTTPServerConnection.Responder) {
+        precondition(maxConnections > 0, "maxConnections must be positive")
         self.loop = loop
         self.limits = limits
+        self.timeouts = timeouts
+        self.maxConnections = maxConnections
         self.respond = respond
+    }
+
+    /// Sized from the process's fd limit, keeping a quarter (at least 64) for everything else a
+    /// server opens: tunnelled targets, peer links, files.
+    public static var defaultMaxConnections: Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return 10_000 }
+        let files = Int(clamping: limit.rlim_cur)
+        return max(files - max(files / 4, 64), 16)
     }
 
     /// Starts listening; returns the bound address (port 0 picks a free one).
     @discardableResult
     public func listen(on address: SocketAddress, options: ListenOptions = ListenOptions()) throws(SocketError) -> SocketAddress {
         loop.assertInLoop()
-        let limits = self.limits, respond = self.respond, wrap = self.wrapAccepted
-        let listener = try loop.listen(on: address, options: options) { connection in
-            guard let stream: any ByteStream = wrap.map({ $0(connection) }) ?? connection else { return }
-            HTTPServerConnection(stream: stream, limits: limits, respond: respond).start()
-        }
-        self.listener = listener
+        // The listener keeps the server alive while it listens (callers may drop their reference).
+        let listener = try loop.listen(on: address, options: options) { connection in self.accept(connection) }
+        listeners.append(listener)
         return listener.address
     }
 
+    private func accept(_ connection: Connection) {
+        openConnections += 1
+        connection.onClosed = { [weak self] in self?.connectionDidClose() }
+        if openConnections >= maxConnections { for listener in listeners { listener.pauseAccepting() } }
+        guard let stream: any ByteStream = wrapAccepted.map({ $0(connection) }) ?? connection else { return connection.close() }
+        HTTPServerConnection(stream: stream, remoteAddress: connection.remoteAddress, limits: limits, timeouts: timeouts,
+                             respond: respond).start()
+    }
+
+    private func connectionDidClose() {
+        openConnections -= 1
+        if openConnections < maxConnections {
+            for listener in listeners where listener.isAcceptingPaused { listener.resumeAccepting() }
+        }
+    }
+
+    /// True while accepting is held off at the connection limit.
+    public var isAcceptingPaused: Bool { listeners.contains { $0.isAcceptingPaused } }
+
     public func close() {
-        listener?.close()
-        listener = nil
+        for listener in listeners { listener.close() }
+        listeners.removeAll()
     }
 }

@@ -2,49 +2,85 @@ import Reactor
 
 /// Serves HTTP/1.1 on one stream (TCP or TLS): parses heads within limits, streams request
 /// bodies, runs one exchange at a time (pipelined requests wait in the read buffer, answered in
-/// order), keeps the connection alive when both sides allow it.
+/// order), keeps the connection alive when both sides allow it, and ends it when a phase takes
+/// longer than its timeout (`HTTPTimeouts`).
 public final class HTTPServerConnection: StreamHandler {
     public typealias Responder = (HTTPServerExchange) -> Void
 
-    let stream: any ByteStream
-    private let limits: HTTPLimits
-    private let respond: Responder
-    private var parser: HTTPHeadParser
-    private var exchange: HTTPServerExchange?
-    private var body: HTTPBodyDecoder?
-    private var bodyPaused = false
-    private var detached = false
-    var keepAlive = true
-
-    public init(stream: any ByteStream, limits: HTTPLimits = HTTPLimits(), respond: @escaping Responder) {
-        self.stream = stream
-        self.limits = limits
-        self.respond = respond
-        parser = HTTPHeadParser(limits: limits)
+    /// What the connection is doing; each phase has its own deadline.
+    private enum Phase {
+        /// Waiting for a request head: from the start (or a later request's first byte).
+        case awaitingHead(since: UInt64, sawBytes: Bool)
+        /// Kept alive between requests, nothing received yet.
+        case keptAlive(since: UInt64)
+        /// Serving `exchange` (its body, the wait for its answer, the response).
+        case serving(HTTPServerExchange, since: UInt64)
+        /// Answered with a final refusal or timeout: flushing, then closed.
+        case closing(since: UInt64)
+        /// Handed over by an upgrade, or closed: no HTTP any more.
+        case done
     }
 
-    /// Starts serving (the stream must not be started yet).
-    public func start() { stream.start(handler: self) }
+    let stream: any ByteStream
+    public let remoteAddress: SocketAddress?
+    private let limits: HTTPLimits
+    private let timeouts: HTTPTimeouts
+    private let respond: Responder
+    private var parser: HTTPHeadParser
+    private var phase: Phase
+    private var body: HTTPBodyDecoder?
+    private var bodyPaused = false
+    /// Last time the request body moved (or we resumed it), for the body idle timeout.
+    private var bodyActivityAt: UInt64 = 0
+    /// Since when the peer has not taken our response bytes (write queue above its watermark).
+    private var unwritableSince: UInt64?
+    private var timer: TimerID?
+    var keepAlive = true
+
+    public init(stream: any ByteStream, remoteAddress: SocketAddress? = nil, limits: HTTPLimits = HTTPLimits(),
+                timeouts: HTTPTimeouts = HTTPTimeouts(), respond: @escaping Responder) {
+        self.stream = stream
+        self.remoteAddress = remoteAddress ?? (stream as? Connection)?.remoteAddress
+        self.limits = limits
+        self.timeouts = timeouts
+        self.respond = respond
+        parser = HTTPHeadParser(limits: limits)
+        phase = .awaitingHead(since: MonotonicClock.now(), sawBytes: false)
+    }
+
+    /// Starts serving (the stream must not be started yet). The head timeout runs from now, so
+    /// it covers a TLS handshake under the stream too.
+    public func start() {
+        stream.start(handler: self)
+        enter(.awaitingHead(since: MonotonicClock.now(), sawBytes: false))
+    }
 
     public func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
-        while !detached && stream.isOpen {
-            if let exchange {
+        while stream.isOpen {
+            switch phase {
+            case .done, .closing:
+                return buffer.consume(buffer.readableBytes)
+            case .serving(let exchange, _):
                 guard readBody(exchange, &buffer) else { return }
                 // Body done; the next request waits until this response ends.
                 guard exchange.ended else { return }
-                self.exchange = nil
                 body = nil
-                continue
+                enter(buffer.isEmpty ? .keptAlive(since: MonotonicClock.now()) : .awaitingHead(since: MonotonicClock.now(), sawBytes: true))
+            case .keptAlive:
+                guard !buffer.isEmpty else { return }
+                enter(.awaitingHead(since: MonotonicClock.now(), sawBytes: true))
+            case .awaitingHead(let since, _):
+                guard !buffer.isEmpty else { return }
+                phase = .awaitingHead(since: since, sawBytes: true)
+                let head: HTTPRequestHead
+                do {
+                    guard let parsed = try parser.parseRequest(&buffer) else { return }
+                    head = parsed
+                } catch {
+                    return refuse(error)
+                }
+                begin(head)
             }
-            guard !buffer.isEmpty else { return }
-            let head: HTTPRequestHead
-            do {
-                guard let parsed = try parser.parseRequest(&buffer) else { return }
-                head = parsed
-            } catch {
-                return refuse(error)
-            }
-            begin(head)
         }
     }
 
@@ -55,9 +91,10 @@ public final class HTTPServerConnection: StreamHandler {
         // peer on the way may have framed it by the length (RFC 9112 §6.3).
         keepAlive = head.keepAlive && !(framing == .chunked && head.headers["Content-Length"] != nil)
         let exchange = HTTPServerExchange(head: head, connection: self)
-        self.exchange = exchange
         body = HTTPBodyDecoder(framing: framing, limits: limits)
         if framing == .none { exchange.bodyComplete = true }
+        bodyActivityAt = MonotonicClock.now()
+        enter(.serving(exchange, since: bodyActivityAt))
         // An HTTP/1.0 client does not know 100 (RFC 9110 §10.1.1).
         if framing != .none && head.version == .http11 && head.headers["Expect"]?.lowercased() == "100-continue" {
             stream.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
@@ -69,6 +106,7 @@ public final class HTTPServerConnection: StreamHandler {
     private func readBody(_ exchange: HTTPServerExchange, _ buffer: inout RingBuffer) -> Bool {
         if exchange.bodyComplete { return true }
         guard !bodyPaused, var decoder = body else { return false }
+        if !buffer.isEmpty { bodyActivityAt = MonotonicClock.now() }
         let done: Bool
         do {
             done = try decoder.decode(&buffer) { piece in exchange.onBodyPiece?(piece) }
@@ -84,26 +122,46 @@ public final class HTTPServerConnection: StreamHandler {
         return true
     }
 
-    /// A malformed or oversized request: answer its status and close.
+    /// A malformed or oversized request: abandon the exchange it belongs to (its owner hears
+    /// `onAbort`), answer the error's status if no response started, and close.
     private func refuse(_ error: HTTPParseError) {
         keepAlive = false
-        if let exchange, exchange.headWritten { return stream.close(error: error) }
-        let refusal = HTTPServerExchange(head: HTTPRequestHead(method: "GET", target: "/"), connection: self)
-        exchange = refusal
-        refusal.respond(error.status, body: error.description + "\n")
+        if case .serving(let exchange, _) = phase {
+            let responseStarted = exchange.headWritten
+            exchange.abort(error: error)
+            if responseStarted { return stream.close(error: error) }
+        }
+        finish(error.status, body: error.description + "\n")
+    }
+
+    /// Writes a final small response and closes once it is flushed (bounded by `bodyIdle`).
+    private func finish(_ status: HTTPStatus, body text: String) {
+        var response = HTTPResponseHead(status: status)
+        response.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        response.headers.add(name: "Content-Length", value: String(text.utf8.count))
+        response.headers.add(name: "Connection", value: "close")
+        stream.write(response.serialized + Array(text.utf8))
+        closeAfterFlush()
+    }
+
+    private func closeAfterFlush() {
+        enter(.closing(since: MonotonicClock.now()))
+        stream.closeAfterFlush()
     }
 
     func exchangeDidEnd(_ ended: HTTPServerExchange) {
-        guard exchange === ended, !detached else { return }
-        guard keepAlive else { return stream.closeAfterFlush() }
+        guard case .serving(let exchange, _) = phase, exchange === ended else { return }
+        guard keepAlive else { return closeAfterFlush() }
         if ended.bodyComplete {
-            exchange = nil
             body = nil
+            enter(.keptAlive(since: MonotonicClock.now()))
             // A pipelined request may already be buffered.
-            stream.loop.runSoon { [self] in if exchange == nil && stream.isOpen { stream.resumeReading() } }
+            stream.loop.runSoon { [weak self] in
+                guard let self, case .keptAlive = phase, stream.isOpen else { return }
+                stream.resumeReading()
+            }
         }
         // Otherwise the rest of the request body is read and dropped, then the next request starts.
-        ended.onBodyPiece = nil
         if bodyPaused { resumeBody() }
     }
 
@@ -114,33 +172,102 @@ public final class HTTPServerConnection: StreamHandler {
 
     func resumeBody() {
         bodyPaused = false
+        bodyActivityAt = MonotonicClock.now()  // the wait was ours, not the peer's
         stream.resumeReading()
     }
 
     func detach() -> any ByteStream {
-        detached = true
-        exchange = nil
+        enter(.done)
         return stream
     }
 
     public func streamDidReadEOF(_ stream: any ByteStream) {
-        if let exchange, !exchange.ended {
-            // The client half-closed after its request (curl does not, but some clients do):
-            // finish the response, then close.
-            keepAlive = false
-            if !exchange.bodyComplete { stream.close(error: HTTPParseError.bodyTruncated) }
-            return
+        // The requester hung up (or half-closed, which Go's server treats the same): whatever
+        // it was waiting for is abandoned now, not when the upstream answers.
+        if case .serving(let exchange, _) = phase, !exchange.ended {
+            enter(.done)
+            exchange.abort(error: HTTPClientError.closedBeforeResponse)
         }
         stream.close()
     }
 
     public func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) {
-        if isWritable { exchange?.onWritable?() }
+        unwritableSince = isWritable ? nil : MonotonicClock.now()
+        guard case .serving(let exchange, _) = phase else { return }
+        armTimer()
+        if isWritable { exchange.onWritable?() }
     }
 
     public func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {
-        guard !detached, let exchange, !exchange.ended else { return }
-        self.exchange = nil
-        exchange.onAbort?(error)
+        let previous = phase
+        enter(.done)
+        if case .serving(let exchange, _) = previous { exchange.abort(error: error) }
+    }
+
+    // MARK: Timeouts
+
+    private func enter(_ next: Phase) {
+        phase = next
+        armTimer()
+    }
+
+    /// One timer per connection, set for the current phase's deadline. Body and send stalls
+    /// are checked when it fires and re-armed, so a moving body costs no timer work per read.
+    private func armTimer() {
+        if let timer { stream.loop.cancelTimer(timer) }
+        timer = nil
+        let deadline: UInt64
+        switch phase {
+        case .done: return
+        case .awaitingHead(let since, _): deadline = since &+ timeouts.head.nanosecondsClamped
+        case .keptAlive(let since): deadline = since &+ timeouts.keepAliveIdle.nanosecondsClamped
+        case .closing(let since): deadline = since &+ timeouts.bodyIdle.nanosecondsClamped
+        case .serving(let exchange, let since):
+            let idle = timeouts.bodyIdle.nanosecondsClamped
+            var next = MonotonicClock.now() &+ idle
+            if !exchange.headWritten && exchange.head.headers["Upgrade"] != nil {
+                next = min(next, since &+ timeouts.head.nanosecondsClamped)
+            }
+            if !exchange.bodyComplete && !bodyPaused { next = min(next, bodyActivityAt &+ idle) }
+            if let unwritableSince { next = min(next, unwritableSince &+ idle) }
+            deadline = next
+        }
+        timer = stream.loop.scheduleTimer(deadline: deadline) { [weak self] in
+            self?.timer = nil
+            self?.deadlineReached()
+        }
+    }
+
+    private func deadlineReached() {
+        guard stream.isOpen else { return }
+        let now = MonotonicClock.now()
+        switch phase {
+        case .done:
+            return
+        case .awaitingHead(_, let sawBytes):
+            keepAlive = false
+            if sawBytes { finish(HTTPStatus(408), body: "request head timeout\n") } else { close(HTTPTimeoutError.head) }
+        case .keptAlive:
+            close(HTTPTimeoutError.keepAliveIdle)
+        case .closing:
+            close(HTTPTimeoutError.bodyIdle)
+        case .serving(let exchange, let since):
+            let idle = timeouts.bodyIdle.nanosecondsClamped
+            if !exchange.headWritten && exchange.head.headers["Upgrade"] != nil && now &- since >= timeouts.head.nanosecondsClamped {
+                keepAlive = false
+                exchange.abort(error: HTTPTimeoutError.head)
+                return finish(HTTPStatus(408), body: "request head timeout\n")
+            }
+            let bodyStalled = !exchange.bodyComplete && !bodyPaused && now &- bodyActivityAt >= idle
+            let sendStalled = unwritableSince.map { now &- $0 >= idle } ?? false
+            guard bodyStalled || sendStalled else { return armTimer() }
+            exchange.abort(error: HTTPTimeoutError.bodyIdle)
+            close(HTTPTimeoutError.bodyIdle)
+        }
+    }
+
+    private func close(_ error: HTTPTimeoutError) {
+        enter(.done)
+        stream.close(error: error)
     }
 }

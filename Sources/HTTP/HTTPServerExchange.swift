@@ -2,45 +2,65 @@ import Reactor
 
 /// One request/response on a server connection: the request head, its body as a stream of
 /// borrowed pieces, and a response writer with back-pressure. Loop-confined.
+///
+/// An exchange can outlive its connection (an upstream answer may arrive after the requester
+/// hung up): it holds the connection weakly, and once it is ended or aborted every write is a
+/// no-op and its callbacks are dropped, so nothing it captured is kept alive.
 public final class HTTPServerExchange {
+    /// Where the response stands. Terminal states are `ended` and `aborted`.
+    public enum ResponseState: Equatable, Sendable {
+        case notStarted
+        /// The head is out; the body follows (chunked or not, or no body at all).
+        case streaming(chunked: Bool, bodyAllowed: Bool)
+        case ended
+        /// The connection ended (or was refused) before the response did.
+        case aborted
+    }
+
     public let head: HTTPRequestHead
-    unowned let connection: HTTPServerConnection
+    private weak var connection: HTTPServerConnection?
+    public let loop: EventLoop
     /// Request body pieces, borrowed for the call. Unset: the body is read and dropped.
     public var onBodyPiece: ((UnsafeRawBufferPointer) -> Void)?
     /// The request body is complete.
     public var onBodyEnd: (() -> Void)?
     /// The response can take more bytes again (after `isWritable` was false).
     public var onWritable: (() -> Void)?
-    /// The connection closed before the response ended.
+    /// The connection closed (or the requester hung up) before the response ended. Runs once.
     public var onAbort: (((any Error)?) -> Void)?
     public internal(set) var bodyComplete = false
-    public private(set) var headWritten = false
-    public private(set) var ended = false
-    private var chunked = false
-    private var bodyAllowed = true
+    public private(set) var state = ResponseState.notStarted
 
     init(head: HTTPRequestHead, connection: HTTPServerConnection) {
         self.head = head
         self.connection = connection
+        self.loop = connection.stream.loop
     }
 
-    public var loop: EventLoop { connection.stream.loop }
-    /// The underlying stream, e.g. to cut a response short after an upstream failure.
-    public var connectionStream: any ByteStream { connection.stream }
-    public var isWritable: Bool { connection.stream.isWritable }
-    public var remoteAddress: SocketAddress? { (connection.stream as? Connection)?.remoteAddress }
+    public var headWritten: Bool { state != .notStarted }
+    /// True once the response is over, whether it ended or was aborted.
+    public var ended: Bool { state == .ended || state == .aborted }
+    /// The underlying stream while the exchange is live, e.g. to cut a response short after an
+    /// upstream failure; nil once it is over.
+    public var connectionStream: (any ByteStream)? { ended ? nil : connection?.stream }
+    public var isWritable: Bool { connectionStream?.isWritable ?? false }
+    public var remoteAddress: SocketAddress? { connection?.remoteAddress }
 
-    public func pauseBody() { connection.pauseBody() }
-    public func resumeBody() { connection.resumeBody() }
+    public func pauseBody() { if !ended { connection?.pauseBody() } }
+    public func resumeBody() { if !ended { connection?.resumeBody() } }
 
     /// Sends the head. Without Content-Length the body is chunked; `Connection: close` is added
-    /// when the connection will not be kept.
+    /// when the connection will not be kept. A no-op once the exchange is over.
     public func writeHead(_ response: HTTPResponseHead) {
-        precondition(!headWritten, "response head written twice")
-        headWritten = true
+        guard state == .notStarted else {
+            precondition(ended, "response head written twice")
+            return
+        }
+        guard let connection else { return abort(error: nil) }
         var response = response
         let code = response.status.code
-        bodyAllowed = head.method != "HEAD" && code >= 200 && code != 204 && code != 304
+        let bodyAllowed = head.method != "HEAD" && code >= 200 && code != 204 && code != 304
+        var chunked = false
         response.headers.remove(name: "Transfer-Encoding")
         if response.headers["Content-Length"] == nil && code >= 200 && code != 204 && code != 304 {
             if head.version == .http11 {
@@ -51,16 +71,20 @@ public final class HTTPServerExchange {
             }
         }
         if !connection.keepAlive { response.headers.replace(name: "Connection", value: "close") }
+        state = .streaming(chunked: chunked, bodyAllowed: bodyAllowed)
         connection.stream.write(response.serialized)
     }
 
-    /// Writes body bytes; returns false if the connection is gone.
+    /// Writes body bytes; returns false if the response is over or the connection gone.
     @discardableResult
     public func writeBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        precondition(headWritten && !ended, "body written outside a response")
-        guard bodyAllowed, bytes.count > 0 else { return connection.stream.isOpen }
-        guard chunked else { return connection.stream.write(bytes) }
-        return ChunkedEncoding.write(bytes, to: connection.stream)
+        guard case .streaming(let chunked, let bodyAllowed) = state, let stream = connection?.stream else {
+            precondition(ended, "body written before the head")
+            return false
+        }
+        guard bodyAllowed, bytes.count > 0 else { return stream.isOpen }
+        guard chunked else { return stream.write(bytes) }
+        return ChunkedEncoding.write(bytes, to: stream)
     }
 
     @discardableResult
@@ -70,15 +94,19 @@ public final class HTTPServerExchange {
 
     /// Ends the response; the connection moves to the next request or closes.
     public func end() {
-        guard !ended else { return }
-        precondition(headWritten, "end() before the head")
-        if chunked { connection.stream.write(ChunkedEncoding.lastChunk) }
-        ended = true
-        connection.exchangeDidEnd(self)
+        guard case .streaming(let chunked, _) = state else {
+            precondition(ended, "end() before the head")
+            return
+        }
+        if chunked { connection?.stream.write(ChunkedEncoding.lastChunk) }
+        state = .ended
+        dropCallbacks()
+        connection?.exchangeDidEnd(self)
     }
 
     /// A whole small response.
     public func respond(_ status: HTTPStatus, headers: HTTPHeaders = HTTPHeaders(), body: String = "") {
+        guard !ended else { return }
         var response = HTTPResponseHead(status: status, headers: headers)
         if response.headers["Content-Type"] == nil && !body.isEmpty {
             response.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
@@ -91,12 +119,32 @@ public final class HTTPServerExchange {
 
     /// Sends `response` (a 101) and hands the stream over; the HTTP connection stops using it.
     /// Bytes that followed the request head stay in the stream's read buffer for the new owner.
-    public func upgrade(_ response: HTTPResponseHead) -> any ByteStream {
-        precondition(!headWritten, "upgrade after a response head")
-        headWritten = true
-        ended = true
+    /// Nil if the connection is already gone.
+    public func upgrade(_ response: HTTPResponseHead) -> (any ByteStream)? {
+        precondition(state == .notStarted || state == .aborted, "upgrade after a response head")
+        guard state == .notStarted, let connection, connection.stream.isOpen else { return nil }
+        state = .ended
+        dropCallbacks()
         connection.stream.write(response.serialized)
         return connection.detach()
     }
 
+    /// The connection is gone (or refused the rest of the request): tell the owner once, and
+    /// forget everything it gave us.
+    func abort(error: (any Error)?) {
+        guard !ended else { return }
+        state = .aborted
+        let onAbort = self.onAbort
+        dropCallbacks()
+        onAbort?(error)
+    }
+
+    /// Closures often capture the upstream, which captures this exchange: dropping them when
+    /// the response is over breaks that cycle (the rest of a request body is then dropped).
+    private func dropCallbacks() {
+        onBodyPiece = nil
+        onBodyEnd = nil
+        onWritable = nil
+        onAbort = nil
+    }
 }

@@ -30,9 +30,13 @@ public protocol ByteStream: AnyObject {
     func close()
     /// Close now because of `error`, which the handler hears.
     func close(error: any Error)
+    /// Bytes this stream holds in its buffers now (read and write side), for memory caps.
+    var bufferedBytes: Int { get }
 }
 
 extension ByteStream {
+    public var bufferedBytes: Int { 0 }
+
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         write(bytes, UnsafeRawBufferPointer(start: nil, count: 0))

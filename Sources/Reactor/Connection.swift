@@ -35,6 +35,9 @@ public final class Connection: ByteStream, IOEventHandler {
         let completion: (Result<Void, SocketError>) -> Void
     }
     private var smallReadStreak = 0
+    /// Runs once when the socket is closed (its fd released), whoever the handler is by then:
+    /// for owners that count open sockets, e.g. a server's connection limit.
+    public var onClosed: (() -> Void)?
 
     /// Wraps a connected, nonblocking socket; nothing is read until `start(handler:)`.
     init(loop: EventLoop, fd: Int32, options: ConnectionOptions) {
@@ -373,6 +376,10 @@ public final class Connection: ByteStream, IOEventHandler {
         Glibc.close(fd)
         fd = -1
         writeQueue.discardAll()
+        if let onClosed {
+            self.onClosed = nil
+            onClosed()
+        }
         if let file = fileSend {
             fileSend = nil
             let reason = (error as? SocketError) ?? SocketError(.closed, operation: "sendfile")

@@ -29,6 +29,8 @@ public final class Listener: IOEventHandler {
     private let onAccept: (Int32) -> Void
     /// Set while accepting is suspended after running out of fds (EMFILE/ENFILE).
     private var backoffTimer: TimerID?
+    /// Set while the owner holds accepting off (e.g. at its connection limit).
+    public private(set) var isAcceptingPaused = false
 
     init(loop: EventLoop, address: SocketAddress, options: ListenOptions, onAccept: @escaping (Int32) -> Void) throws(SocketError) {
         loop.assertInLoop()
@@ -59,7 +61,7 @@ public final class Listener: IOEventHandler {
 
     public func handleIOEvent(_ events: UInt32) {
         for _ in 0..<options.acceptsPerEvent {
-            guard fd >= 0 else { return }
+            guard fd >= 0, !isAcceptingPaused else { return }
             let accepted = csystem_accept4(fd, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
             if accepted >= 0 {
                 onAccept(accepted)
@@ -82,10 +84,28 @@ public final class Listener: IOEventHandler {
         guard let id, backoffTimer == nil else { return }
         loop.setInterest(id, [])
         backoffTimer = loop.scheduleTimer(after: .milliseconds(100)) { [weak self] in
-            guard let self, let id = self.id else { return }
+            guard let self else { return }
             self.backoffTimer = nil
-            self.loop.setInterest(id, .read)
+            self.updateInterest()
         }
+    }
+
+    /// Stops accepting (EPOLLIN off): new connections wait in the kernel's backlog.
+    public func pauseAccepting() {
+        loop.assertInLoop()
+        isAcceptingPaused = true
+        updateInterest()
+    }
+
+    public func resumeAccepting() {
+        loop.assertInLoop()
+        isAcceptingPaused = false
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard fd >= 0, let id else { return }
+        loop.setInterest(id, isAcceptingPaused || backoffTimer != nil ? [] : .read)
     }
 
     /// Stops listening; already accepted connections are unaffected.

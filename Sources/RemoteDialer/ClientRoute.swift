@@ -36,7 +36,11 @@ public struct ClientRoute {
         let operation = method.prefix(1).uppercased() + method.dropFirst().lowercased()
         let fail = { (error: Any) in exchange.respond(.internalServerError, body: "\(operation) \"\(url)\": \(error)") }
         guard scheme == "http" || scheme == "https" else { return fail("unsupported protocol scheme \"\(scheme)\"") }
-        let timeout = exchange.head.queryParameter("timeout").flatMap { Int($0) }.map { Duration.seconds($0) } ?? .seconds(15)
+        let timeout: Duration
+        switch Self.timeout(exchange.head.queryParameter("timeout"), options: server.options) {
+        case .success(let value): timeout = value
+        case .failure(let refusal): return exchange.respond(.badRequest, body: refusal.description + "\n")
+        }
         let hostName = Self.hostName(host)
         let address = host.hasSuffix("]") || !host.contains(":") ? "\(host):\(scheme == "https" ? 443 : 80)" : host
 
@@ -84,11 +88,11 @@ public struct ClientRoute {
                 exchange.end()
             case .failure(let error):
                 if let timer { loop.cancelTimer(timer) }
-                if exchange.headWritten {
-                    // Mid-body: the only honest signal left is to cut the response short.
-                    if !exchange.ended { (exchange.connectionStream).close(error: error) }
-                } else if !exchange.ended {
+                if !exchange.headWritten {
                     fail(error)
+                } else if let downstream = exchange.connectionStream {
+                    // Mid-body: the only honest signal left is to cut the response short.
+                    downstream.close(error: error)
                 }
             }
         }
@@ -100,9 +104,33 @@ public struct ClientRoute {
         upstream.onWritable = { exchange.resumeBody() }
         exchange.onBodyEnd = { upstream.endBody() }
         if exchange.bodyComplete { upstream.endBody() }
-        exchange.onAbort = { _ in upstream.cancel(error: HTTPClientError.closedBeforeResponse) }
+        // The requester is gone (hung up, bad body, timed out): end the tunnelled connection now.
+        exchange.onAbort = { _ in
+            if let timer { loop.cancelTimer(timer) }
+            upstream.cancel(error: HTTPClientError.closedBeforeResponse)
+        }
         timer = loop.scheduleTimer(after: timeout) {
             upstream.cancel(error: HTTPClientError.timeout)
+        }
+    }
+
+    /// `?timeout=<seconds>`: absent → the default, else a whole number of seconds ≥ 0 (0 means
+    /// the server's maximum, like Go's "no timeout" but bounded), capped by the maximum.
+    static func timeout(_ text: String?, options: ServerOptions) -> Result<Duration, ProxyRequestError> {
+        guard let text else { return .success(min(options.defaultProxyTimeout, options.maxProxyTimeout)) }
+        guard let seconds = Int(text), seconds >= 0 else { return .failure(.badTimeout(text)) }
+        if seconds == 0 { return .success(options.maxProxyTimeout) }
+        return .success(min(.seconds(seconds), options.maxProxyTimeout))
+    }
+}
+
+/// A `/client/...` request the server refuses before dialling.
+public enum ProxyRequestError: Error, Equatable, CustomStringConvertible {
+    case badTimeout(String)
+
+    public var description: String {
+        switch self {
+        case .badTimeout(let text): "invalid timeout \"\(text.prefix(32))\": want a whole number of seconds"
         }
     }
 }

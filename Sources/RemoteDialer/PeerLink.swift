@@ -7,7 +7,9 @@ import WebSocket
 /// announces our sessions with AddClient/RemoveClient; honours the peer's forwarded Connects
 /// (`<clientKey>::<proto>`) by dialing through our own client sessions.
 final class PeerLink {
-    unowned let server: RemoteDialerServer
+    /// The server owns its links; a link's callbacks may run after the server is gone.
+    private weak var server: RemoteDialerServer?
+    let loop: EventLoop
     let peerID: String
     let token: String
     let url: WebSocketURL
@@ -17,12 +19,11 @@ final class PeerLink {
 
     init(server: RemoteDialerServer, peerID: String, token: String, url: WebSocketURL) {
         self.server = server
+        self.loop = server.loop
         self.peerID = peerID
         self.token = token
         self.url = url
     }
-
-    var loop: EventLoop { server.loop }
 
     func start() { attempt() }
 
@@ -39,11 +40,11 @@ final class PeerLink {
     }
 
     private func attempt() {
-        guard !stopped else { return }
+        guard !stopped, let server else { return }
         server.metrics.peer("attempt", peerID: peerID)
         let headers = [(TunnelHeaders.peerID, server.options.peerID), (TunnelHeaders.peerToken, token)]
         WebSocketDialer.connect(to: url, headers: headers, on: loop, tls: server.options.peerTLS, options: server.options.webSocket) { [weak self] result in
-            guard let self, !stopped else {
+            guard let self, !stopped, let server = self.server else {
                 if case .success(let socket) = result { socket.abort(error: TunnelError.sessionClosed) }
                 return
             }
@@ -58,13 +59,14 @@ final class PeerLink {
     }
 
     private func connected(_ socket: WebSocketConnection) {
+        guard let server else { return socket.abort(error: TunnelError.sessionClosed) }
         server.metrics.peer("connected", peerID: peerID)
         server.logger.info("peer \(peerID) at \(url) connected")
         let session = TunnelSession(transport: WebSocketTransport(socket: socket), role: .client, clientKey: peerID,
                                     options: server.options.tunnel, connectAuthorizer: { _, _ in true },
                                     dialer: forwardingDialer(), logger: server.logger)
         session.onClose = { [weak self] error in
-            guard let self else { return }
+            guard let self, let server = self.server else { return }
             server.metrics.peer("disconnected", peerID: peerID)
             server.logger.warning("peer \(peerID) link ended\(error.map { ": \($0)" } ?? "")")
             self.session = nil
@@ -78,7 +80,7 @@ final class PeerLink {
     }
 
     private func scheduleRetry() {
-        guard !stopped else { return }
+        guard !stopped, let server else { return }
         let base = server.options.peerRetryInterval
         let jitter = base * Double.random(in: 0...0.2)
         retryTimer = loop.scheduleTimer(after: base + jitter) { [weak self] in self?.attempt() }
@@ -88,7 +90,7 @@ final class PeerLink {
     /// client session for that key.
     private func forwardingDialer() -> LocalDialer {
         { [weak self] target, loop, completion in
-            guard let self else { return loop.runSoon { completion(.failure(TunnelError.sessionClosed)) } }
+            guard let self, let server = self.server else { return loop.runSoon { completion(.failure(TunnelError.sessionClosed)) } }
             guard let (clientKey, proto) = target.peerRoute else {
                 return loop.runSoon { completion(.failure(DialError("peer connect without a client key: \(target)"))) }
             }

@@ -101,7 +101,8 @@ public final class RemoteDialerClient {
 
     private func scheduleRetry() {
         guard !stopped else { return }
-        let delay = backoff * Double.random(in: 0.8...1.2)
+        // Jitter never carries the wait past the cap, however often sessions die young.
+        let delay = min(backoff * Double.random(in: 0.8...1.2), options.maxBackoff)
         backoff = min(backoff * 2, options.maxBackoff)
         logger.info("reconnecting in \(delay)")
         retryTimer = loop.scheduleTimer(after: delay) { [weak self] in self?.attempt() }

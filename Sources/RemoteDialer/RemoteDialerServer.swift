@@ -17,6 +17,17 @@ public struct ServerOptions: Sendable {
     public var peerTLS: TLSContext?
     /// TLS for `https` targets of the `/client/...` route (nil: verify against the system roots).
     public var upstreamTLS: TLSContext?
+    /// `/client/...` without `?timeout=`: how long the whole answer may take.
+    public var defaultProxyTimeout: Duration = .seconds(15)
+    /// The most a requester may ask for with `?timeout=`.
+    public var maxProxyTimeout: Duration = .seconds(600)
+    /// Sessions one client key may hold at once; one more is refused with 429.
+    public var maxSessionsPerClient = 64
+    /// Bytes buffered by all sessions together (WebSocket queues and connection rings); past it
+    /// the sessions holding the most are closed first until the total is below again.
+    public var maxBufferedBytes = 1 << 30
+    /// How often that total is measured.
+    public var bufferCheckInterval: Duration = .milliseconds(250)
     public init() {}
 }
 
@@ -35,17 +46,20 @@ public final class RemoteDialerServer {
     private var peerLinks: [String: PeerLink] = [:]
     private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics)
     private var closing = false
+    private var bufferCheckTimer: TimerID?
+    /// Sessions closed because the server-wide buffer cap was crossed.
+    public private(set) var sessionsClosedForMemory = 0
 
     public init(loop: EventLoop, options: ServerOptions = ServerOptions(), authorizer: @escaping Authorizer = TunnelHeaders.clientIDAuthorizer) {
         self.loop = loop
         self.options = options
         self.authorizer = authorizer
         if options.tunnel.traceMessages { logger.logLevel = .debug }
-        sessions.onSessionAdded.append { [unowned self] key, sessionKey in
-            for link in peerLinks.values { link.announce(RemoteClient(clientKey: key, sessionKey: sessionKey), added: true) }
+        sessions.onSessionAdded.append { [weak self] key, sessionKey in
+            self?.announceToPeers(RemoteClient(clientKey: key, sessionKey: sessionKey), added: true)
         }
-        sessions.onSessionRemoved.append { [unowned self] key, sessionKey in
-            for link in peerLinks.values { link.announce(RemoteClient(clientKey: key, sessionKey: sessionKey), added: false) }
+        sessions.onSessionRemoved.append { [weak self] key, sessionKey in
+            self?.announceToPeers(RemoteClient(clientKey: key, sessionKey: sessionKey), added: false)
         }
     }
 
@@ -59,7 +73,7 @@ public final class RemoteDialerServer {
         var clientKey: String
         var peer = false
         if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken],
-           !id.isEmpty, !token.isEmpty, peerTokens[id] == token {
+           !id.isEmpty, !token.isEmpty, let expected = peerTokens[id], Secret.equals(token, expected) {
             clientKey = id
             peer = true
         } else {
@@ -73,20 +87,51 @@ public final class RemoteDialerServer {
         case .failure(let refusal): return exchange.respond(refusal.status, body: refusal.body)
         case .success(let accepted): response = accepted
         }
-        let socket = WebSocketConnection(stream: exchange.upgrade(response), role: .server, options: options.webSocket)
+        guard sessions.sessionCount(clientKey: clientKey, peer: peer) < options.maxSessionsPerClient else {
+            return exchange.respond(HTTPStatus(429), body: "too many sessions for client \(clientKey) (limit \(options.maxSessionsPerClient))\n")
+        }
+        guard let stream = exchange.upgrade(response) else { return }
+        let socket = WebSocketConnection(stream: stream, role: .server, options: options.webSocket)
+        // Only peer servers may tell us which clients they reach.
+        var tunnelOptions = options.tunnel
+        if !peer { tunnelOptions.maxAnnouncedClients = 0 }
         let session = TunnelSession(transport: WebSocketTransport(socket: socket), role: .server, clientKey: clientKey,
-                                    options: options.tunnel, logger: logger)
+                                    options: tunnelOptions, logger: logger)
         session.observer = sessionObserver
-        session.onClose = { [weak self, unowned session] error in
-            guard let self else { return }
-            logger.info("session \(clientKey)/\(session.sessionKey) ended\(error.map { ": \($0)" } ?? "")")
+        let sessionKey = session.sessionKey
+        session.onClose = { [weak self, weak session] error in
+            guard let self, let session else { return }
+            logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")")
             sessions.remove(session, peer: peer)
             metrics.sessionRemoved(clientKey: clientKey, peer: peer)
         }
+        startBufferChecks()
         logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected")
         sessions.add(session, peer: peer)
         metrics.sessionAdded(clientKey: clientKey, peer: peer)
         session.start()
+    }
+
+    // MARK: Memory
+
+    private func startBufferChecks() {
+        guard bufferCheckTimer == nil else { return }
+        let interval = options.bufferCheckInterval
+        bufferCheckTimer = loop.scheduleTimer(after: interval, repeating: interval) { [weak self] in self?.enforceBufferCap() }
+    }
+
+    /// Redis's client-output-buffer-limit, server-wide: when all sessions together hold more
+    /// than the cap, close the largest holders first until the total is back under it.
+    func enforceBufferCap() {
+        let all = sessions.everySession.map { ($0, $0.bufferedBytes) }
+        var total = all.reduce(0) { $0 + $1.1 }
+        guard total > options.maxBufferedBytes else { return }
+        for (session, bytes) in all.sorted(by: { $0.1 > $1.1 }) where total > options.maxBufferedBytes {
+            logger.warning("closing session \(session.clientKey)/\(session.sessionKey): holds \(bytes) bytes; all sessions hold \(total), cap \(options.maxBufferedBytes)")
+            sessionsClosedForMemory += 1
+            session.close(error: TunnelError.bufferCapExceeded(limit: options.maxBufferedBytes))
+            total -= bytes
+        }
     }
 
     // MARK: Dialing
@@ -120,6 +165,10 @@ public final class RemoteDialerServer {
         peerLinks.removeValue(forKey: id)?.stop()
     }
 
+    private func announceToPeers(_ client: RemoteClient, added: Bool) {
+        for link in peerLinks.values { link.announce(client, added: added) }
+    }
+
     /// Every session we hold, for a new peer link to announce.
     var announceableSessions: [(String, Int64)] { sessions.allSessions }
 
@@ -129,9 +178,11 @@ public final class RemoteDialerServer {
     public func shutdown() {
         loop.assertInLoop()
         closing = true
+        if let bufferCheckTimer { loop.cancelTimer(bufferCheckTimer) }
+        bufferCheckTimer = nil
         for link in peerLinks.values { link.stop() }
         peerLinks.removeAll()
-        for session in Array(sessions.clients.values.joined()) + Array(sessions.peers.values.joined()) {
+        for session in sessions.everySession {
             session.closeGracefully()
         }
     }

@@ -60,6 +60,7 @@ public final class TunnelConnection: ByteStream {
 
     public var loop: EventLoop { session.loop }
     public var isStarted: Bool { if case .none = consumer { false } else { true } }
+    public var bufferedBytes: Int { inbound.capacity + pendingOutbound.capacity }
 
     // MARK: Consumers
 

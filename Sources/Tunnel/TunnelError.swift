@@ -23,6 +23,8 @@ public enum TunnelError: Error, Equatable, Sendable, CustomStringConvertible {
     case sessionClosed
     /// The remote's SyncConnections no longer lists the connection.
     case staleConnection
+    /// The server's cap on bytes buffered by all sessions was crossed; this one held the most.
+    case bufferCapExceeded(limit: Int)
 
     public var description: String {
         switch self {
@@ -37,6 +39,7 @@ public enum TunnelError: Error, Equatable, Sendable, CustomStringConvertible {
         case .decoding(let error): error.description
         case .sessionClosed: "session closed"
         case .staleConnection: "connection not in the remote's sync list"
+        case .bufferCapExceeded(let limit): "server buffer cap of \(limit) bytes exceeded"
         }
     }
 }

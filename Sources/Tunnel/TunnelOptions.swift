@@ -24,6 +24,12 @@ public struct TunnelOptions: Sendable {
     public var syncGrace: Duration = .seconds(5)
     /// Timeout of the default local dialer.
     public var dialTimeout: Duration = .seconds(60)
+    /// Client keys the remote may announce with AddClient (a peer server). 0: the remote is not
+    /// a peer, and its AddClient/RemoveClient are ignored (and counted). Each key is at most
+    /// `PayloadLimit.client` bytes with its session key, by the message's own limit.
+    public var maxAnnouncedClients = 100_000
+    /// Unknown connection ids answered with an Error, remembered so each gets one answer at most.
+    public var maxUnknownIDsRemembered = 4096
     /// Trace every message through the logger (like CATTLE_TUNNEL_DATA_DEBUG).
     public var traceMessages = false
 

@@ -32,6 +32,15 @@ public final class TunnelSession: TunnelTransportDelegate {
     var logger: Logger
 
     var connections: [Int64: TunnelConnection] = [:]
+    /// Unknown ids already answered (one Error each; a flood gets no more).
+    private var answeredUnknownIDs = Set<Int64>()
+    /// Announcements from a remote that is not a peer, or beyond the cap: ignored, counted.
+    public private(set) var ignoredAnnouncements = 0
+    /// Data for ids we do not know (answered or not).
+    public private(set) var unknownIDMessages = 0
+    private var refusedConnectLog = LogThrottle()
+    private var unknownIDLog = LogThrottle()
+    private var announcementLog = LogThrottle()
     private var nextConnID: Int64 = 1
     private var nextMessageID = Int64.random(in: 1..<(Int64.max / 2))
     private var inbound = InboundMessage.idle
@@ -64,6 +73,8 @@ public final class TunnelSession: TunnelTransportDelegate {
     }
 
     public var connectionCount: Int { connections.count }
+    /// Bytes held by the WebSocket and every connection's rings, for the server's memory cap.
+    public var bufferedBytes: Int { connections.values.reduce(transport.bufferedBytes) { $0 + $1.bufferedBytes } }
     public var activeConnectionIDs: [Int64] { connections.keys.sorted() }
     var transportIsWritable: Bool { transport.isWritable }
 
@@ -227,9 +238,7 @@ public final class TunnelSession: TunnelTransportDelegate {
         case .data:
             if options.traceMessages { trace("recv", header, nil) }
             let connection = connections[header.connID]
-            if connection == nil {
-                sendError(connID: header.connID, TunnelError.connectionNotFound(clientKey: clientKey, sessionKey: sessionKey, connID: header.connID).description)
-            }
+            if connection == nil { answerUnknown(connID: header.connID) }
             inbound = .data(connection)
         case .connect:
             inbound = .bounded(header, BoundedPayload(limit: PayloadLimit.connect))
@@ -263,6 +272,9 @@ public final class TunnelSession: TunnelTransportDelegate {
             case .addClient, .removeClient:
                 let client = try RemoteClient(payload: payload.bytes)
                 let added = header.type == .addClient
+                guard !added || remoteClients[client.clientKey] != nil || remoteClients.count < options.maxAnnouncedClients else {
+                    return ignoreAnnouncement(client)
+                }
                 if added {
                     remoteClients[client.clientKey, default: []].insert(client.sessionKey)
                 } else {
@@ -282,12 +294,37 @@ public final class TunnelSession: TunnelTransportDelegate {
         }
     }
 
+    /// Data for an id we do not have: one Error per id, and none while the WebSocket is backed
+    /// up, so a remote that sends but never reads cannot grow our queue with answers.
+    private func answerUnknown(connID: Int64) {
+        unknownIDMessages += 1
+        if let suppressed = unknownIDLog.admit(now: MonotonicClock.now()) {
+            logger.debug("data for unknown connection \(connID)\(Self.suppressedNote(suppressed))")
+        }
+        guard transport.isWritable, !answeredUnknownIDs.contains(connID) else { return }
+        if answeredUnknownIDs.count >= options.maxUnknownIDsRemembered { answeredUnknownIDs.removeAll(keepingCapacity: true) }
+        answeredUnknownIDs.insert(connID)
+        sendError(connID: connID, TunnelError.connectionNotFound(clientKey: clientKey, sessionKey: sessionKey, connID: connID).description)
+    }
+
+    private func ignoreAnnouncement(_ client: RemoteClient) {
+        ignoredAnnouncements += 1
+        if let suppressed = announcementLog.admit(now: MonotonicClock.now()) {
+            let why = options.maxAnnouncedClients == 0 ? "not a peer" : "over the limit of \(options.maxAnnouncedClients) keys"
+            logger.warning("ignored announcement of \(client.clientKey): \(why)\(Self.suppressedNote(suppressed))")
+        }
+    }
+
+    static func suppressedNote(_ count: Int) -> String { count > 0 ? " (\(count) more suppressed)" : "" }
+
     /// The remote asks us to dial `target` for `connID`.
     private func accept(connID: Int64, _ target: ConnectTarget) {
         guard let authorizer = connectAuthorizer, authorizer(target.proto, target.address) else {
             // Go's client ends the whole session here; refusing just this id is kinder and
             // compatible on the wire.
-            logger.info("refused connect \(target) for connection \(connID)")
+            if let suppressed = refusedConnectLog.admit(now: MonotonicClock.now()) {
+                logger.info("refused connect \(target) for connection \(connID)\(Self.suppressedNote(suppressed))")
+            }
             return sendError(connID: connID, TunnelError.connectNotAllowed.description)
         }
         guard connections.count < options.maxConnections else {

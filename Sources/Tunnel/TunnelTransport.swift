@@ -13,8 +13,14 @@ public protocol TunnelTransport: AnyObject {
     /// Sends one binary message: `first` then `second`. False if the channel is closed.
     @discardableResult func sendMessage(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool
     @discardableResult func sendPing() -> Bool
+    /// Bytes the channel holds in its buffers, for the server's memory cap.
+    var bufferedBytes: Int { get }
     /// Ends the channel; the delegate hears `transportDidClose` once.
     func close(error: (any Error)?)
+}
+
+extension TunnelTransport {
+    public var bufferedBytes: Int { 0 }
 }
 
 /// What the channel tells its session, on the loop thread.

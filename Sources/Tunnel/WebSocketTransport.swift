@@ -13,6 +13,7 @@ public final class WebSocketTransport: TunnelTransport, WebSocketHandler {
     public var loop: EventLoop { socket.loop }
     public var isWritable: Bool { socket.isWritable }
     public var lastReceivedAt: UInt64 { socket.lastReceivedAt }
+    public var bufferedBytes: Int { socket.bufferedBytes }
 
     public func start(delegate: any TunnelTransportDelegate) {
         self.delegate = delegate
@@ -28,7 +29,16 @@ public final class WebSocketTransport: TunnelTransport, WebSocketHandler {
     public func close(error: (any Error)?) {
         guard !closing else { return }
         closing = true
-        socket.close(code: .normalClosure, reason: error.map { "\($0)" } ?? "")
+        socket.close(code: Self.closeCode(for: error), reason: error.map { "\($0)" } ?? "")
+    }
+
+    /// A peer that broke the protocol hears 1002 (1003 for a text message), not a clean 1000.
+    static func closeCode(for error: (any Error)?) -> WebSocketCloseCode {
+        switch error as? TunnelError {
+        case .wrongMessageType?: .unsupportedData
+        case .decoding?: .protocolError
+        default: .normalClosure
+        }
     }
 
     public func webSocket(_ socket: WebSocketConnection, didBeginMessage opcode: WebSocketOpcode) {

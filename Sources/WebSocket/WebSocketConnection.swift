@@ -53,6 +53,8 @@ public final class WebSocketConnection: StreamHandler {
 
     public var isOpen: Bool { state == .open }
     public var isWritable: Bool { stream.isWritable }
+    /// Bytes held under this WebSocket (its stream's buffers).
+    public var bufferedBytes: Int { stream.bufferedBytes }
 
     // MARK: Sending
 

@@ -121,7 +121,7 @@ final class FileResponse {
 
     private func abort() {
         finish()
-        exchange.connectionStream.close()
+        exchange.connectionStream?.close()
     }
 
     func finish() {

@@ -35,6 +35,28 @@ struct ServerCommand: ParsableCommand {
     @Option(name: .goStyle("upstream-ca"), help: "CA file to verify https targets of /client/... (default: system roots)")
     var upstreamCA: String?
 
+    // Limits and timeouts (README: "Limits and timeouts").
+    @Option(name: .goStyle("head-timeout"), help: "Time to receive a request head (and answer an upgrade); then 408")
+    var headTimeout = FlagDuration(argument: "10s")!
+    @Option(name: .goStyle("keepalive-timeout"), help: "Idle time allowed between requests on a kept-alive connection")
+    var keepAliveTimeout = FlagDuration(argument: "60s")!
+    @Option(name: .goStyle("body-timeout"), help: "Time a request body may send nothing, or a response sit untaken")
+    var bodyTimeout = FlagDuration(argument: "60s")!
+    @Option(name: .goStyle("max-proxy-timeout"), help: "Largest ?timeout= a /client/... request may ask for")
+    var maxProxyTimeout = FlagDuration(argument: "10m")!
+    @Option(name: .goStyle("max-connections"), help: "Concurrent HTTP connections (default: from the fd limit); at the limit accepting pauses")
+    var maxConnections: Int?
+    @Option(name: .goStyle("max-sessions-per-client"), help: "Sessions one client id may hold; more get 429")
+    var maxSessionsPerClient = 64
+    @Option(name: .goStyle("max-connections-per-session"), help: "Tunnelled connections one session may hold")
+    var maxConnectionsPerSession = 65_536
+    @Option(name: .goStyle("max-peer-clients"), help: "Client keys one peer may announce")
+    var maxPeerClients = 100_000
+    @Option(name: .goStyle("max-write-queue"), help: "Bytes queued for one peer that does not read; past it the connection (and its session) is closed")
+    var maxWriteQueue = FlagBytes(argument: "16M")!
+    @Option(name: .goStyle("max-buffered"), help: "Bytes buffered by all sessions together; past it the largest are closed first")
+    var maxBuffered = FlagBytes(argument: "1G")!
+
     func run() throws {
         bootstrapLogging(debug: debug)
         let registry = PrometheusCollectorRegistry()
@@ -62,6 +84,18 @@ struct ServerCommand: ParsableCommand {
         options.peerToken = token
         options.peerTLS = peerTLS
         options.upstreamTLS = upstreamTLS
+        options.maxProxyTimeout = maxProxyTimeout.duration
+        options.maxSessionsPerClient = maxSessionsPerClient
+        options.maxBufferedBytes = maxBuffered.bytes
+        options.tunnel.maxConnections = maxConnectionsPerSession
+        options.tunnel.maxAnnouncedClients = maxPeerClients
+        var timeouts = HTTPTimeouts()
+        timeouts.head = headTimeout.duration
+        timeouts.keepAliveIdle = keepAliveTimeout.duration
+        timeouts.bodyIdle = bodyTimeout.duration
+        var listenOptions = ListenOptions()
+        listenOptions.connection.writeQueueLimit = maxWriteQueue.bytes
+        if let maxConnections, maxConnections < 1 { throw ValidationError("-max-connections must be positive") }
         let server = RemoteDialerServer(loop: loop, options: options)
         let clientRoute = ClientRoute(server: server)
         var router = HTTPRouter()
@@ -73,7 +107,7 @@ struct ServerCommand: ParsableCommand {
             registry.emit(into: &bytes)
             exchange.respond(.ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: String(decoding: bytes, as: UTF8.self))
         }
-        let http = HTTPServer(loop: loop) { [router] in router.route($0) }
+        let http = HTTPServer(loop: loop, timeouts: timeouts, maxConnections: maxConnections ?? HTTPServer.defaultMaxConnections) { [router] in router.route($0) }
         if let serving {
             http.wrapAccepted = { (connection: Connection) -> (any ByteStream)? in
                 do { return try TLSStream(wrapping: connection, context: serving, role: .server) } catch {
@@ -83,8 +117,8 @@ struct ServerCommand: ParsableCommand {
             }
         }
         try loop.run {
-            let bound = try http.listen(on: address)
-            logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)")")
+            let bound = try http.listen(on: address, options: listenOptions)
+            logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
             for peer in peerList { try server.addPeer(id: peer.id, token: peer.token, url: peer.url) }
             _ = try loop.watchSignals(signals) { signal in
                 logger.info("signal \(signal): shutting down")

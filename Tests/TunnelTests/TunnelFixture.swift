@@ -32,7 +32,8 @@ final class TunnelFixture: @unchecked Sendable {  // fields are set before the s
                 switch WebSocketHandshake.validate(request: exchange.head) {
                 case .failure(let refusal): exchange.respond(refusal.status, body: refusal.body)
                 case .success(let response):
-                    let socket = WebSocketConnection(stream: exchange.upgrade(response), role: .server)
+                    guard let stream = exchange.upgrade(response) else { return }
+                    let socket = WebSocketConnection(stream: stream, role: .server)
                     serverSession = TunnelSession(transport: WebSocketTransport(socket: socket), role: .server,
                                                   clientKey: "test", options: serverOptions)
                     serverSession.start()

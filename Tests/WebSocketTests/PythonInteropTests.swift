@@ -104,7 +104,8 @@ struct PythonInteropTests {
                 switch WebSocketHandshake.validate(request: exchange.head) {
                 case .failure(let refusal): exchange.respond(refusal.status, body: refusal.body)
                 case .success(let response):
-                    WebSocketConnection(stream: exchange.upgrade(response), role: .server).start(handler: handler)
+                    guard let stream = exchange.upgrade(response) else { return }
+                    WebSocketConnection(stream: stream, role: .server).start(handler: handler)
                 }
             }
             return try server.listen(on: SocketAddress("127.0.0.1:0")).port
