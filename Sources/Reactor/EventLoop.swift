@@ -72,6 +72,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
 
     public init(name: String = "reactor") throws(SocketError) {
         self.name = name
+        Self.ignoreBrokenPipes
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard fd >= 0 else { throw .errno("epoll_create1") }
         epollFD = fd
@@ -91,6 +92,10 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
     deinit {
         if !isShutDown { Glibc.close(epollFD) }
     }
+
+    /// sendfile(2) has no MSG_NOSIGNAL: a peer that hangs up mid-file would kill the process
+    /// with SIGPIPE. Ignored once per process, as SwiftNIO does; writes then report EPIPE.
+    private static let ignoreBrokenPipes: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
     // MARK: Thread confinement
 
