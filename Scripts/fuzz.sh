@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# libFuzzer on the WebSocket frame parser and the HTTP head parser, for a bounded time each
+# libFuzzer on the WebSocket frame parser, the HTTP head parser and the whole server (HTTP,
+# upgrade, tunnel session, proxy route over in-memory streams), for a bounded time each
 # (default 20 s). Crashes, leaks and inputs taking over 5 s (a parser that spins) fail the run;
 # inputs that do are left in bench-results/fuzz/.
 # usage: Scripts/fuzz.sh [seconds per target]
@@ -11,7 +12,7 @@ seconds="${1:-20}"
 out="$PWD/bench-results/fuzz"
 mkdir -p "$out"
 cd Benchmarks
-for target in fuzz-frame-parser fuzz-http-head; do
+for target in fuzz-frame-parser fuzz-http-head fuzz-server; do
     swift build --sanitize=fuzzer --product "$target" --build-path .build-fuzz
     corpus="$(mktemp -d)"
     echo "fuzzing $target for ${seconds}s"
