@@ -80,3 +80,17 @@ public enum TestPattern {
         return sent
     }
 }
+
+/// Polls `condition` every millisecond until it holds or `seconds` pass; false on timeout. For
+/// waiting on a state another thread reaches (never a fixed sleep standing in for it).
+public func waitUntil(seconds: Double = 30, _ condition: () -> Bool) -> Bool {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    let deadline = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 + seconds
+    while !condition() {
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        if Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 > deadline { return false }
+        usleep(1_000)
+    }
+    return true
+}

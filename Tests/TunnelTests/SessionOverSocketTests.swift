@@ -64,6 +64,53 @@ final class SlowReader: StreamHandler {
     func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { if error != nil { done(received, corrupt, error) } }
 }
 
+/// Consumes nothing until `release`, noting how much it held when our Pause went out; then reads
+/// everything, checking the `i % 251` pattern, until EOF.
+final class StallingReader: StreamHandler {
+    /// Bytes a sender honouring Pause can still deliver after it on loopback: its WebSocket write
+    /// queue (1 MiB high watermark plus a read's worth), its kernel send buffer (tcp_wmem max,
+    /// 4 MiB) and what our loop had not yet read from its receive buffer. Measured: about 3 MiB.
+    /// A sender ignoring Pause passes it and then the 32 MiB cap.
+    static let inFlightBound = 8 << 20
+
+    private(set) var heldWhenPauseSent: Int?
+    private var released = false
+    private var received = 0
+    private var corrupt = false
+    private var reported = false
+    /// Bytes received after release, whether any broke the pattern, and why it ended early (nil at EOF).
+    let done: (Int, Bool, String?) -> Void
+    init(done: @escaping (Int, Bool, String?) -> Void) { self.done = done }
+
+    func release(_ stream: any ByteStream) {
+        released = true
+        stream.resumeReading()
+    }
+
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        guard released else {
+            if heldWhenPauseSent == nil, (stream as! TunnelConnection).statistics.pausesSent > 0 {
+                heldWhenPauseSent = buffer.readableBytes
+                stream.pauseReading()
+            }
+            return
+        }
+        let count = buffer.readableBytes
+        for (index, byte) in buffer.bytes(from: 0, count: count).enumerated() where byte != TestPattern.byte(at: received + index) {
+            corrupt = true
+        }
+        received += count
+        buffer.consume(count)
+    }
+    func streamDidReadEOF(_ stream: any ByteStream) { report(nil); stream.close() }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { report(error.map { "\($0)" } ?? "closed before EOF") }
+    private func report(_ error: String?) {
+        guard !reported else { return }
+        reported = true
+        done(received, corrupt, error)
+    }
+}
+
 @Suite(.serialized)
 struct SessionOverSocketTests {
     @Test func thousandConcurrentConnectionsEchoRandomDataWithChecksums() throws {
@@ -91,26 +138,38 @@ struct SessionOverSocketTests {
         #expect(remaining == 0)
     }
 
-    @Test func slowReaderMakesTheRemoteGetPauseAndMemoryStaysBounded() throws {
-        let total = 24 << 20
+    /// With a reader that consumes nothing, what the sender emits after our Pause is only what
+    /// was already in flight (its WebSocket write queue and the two kernel socket buffers), far
+    /// below the hard cap the transfer is twice as big as; after Resume the rest arrives intact.
+    @Test func stalledReaderStopsTheSenderAfterPauseAndResumeDeliversTheRest() throws {
+        let total = 64 << 20  // twice the default 32 MiB cap
+        let options = TunnelOptions()
         let fixture = try TunnelFixture(sourceBytes: total)
         defer { fixture.shutdown() }
-        let finished = Signal<(Int, Bool, String?, TunnelConnection.Statistics)>()
-        fixture.serverLoop.execute {
+        let finished = Signal<(received: Int, corrupt: Bool, error: String?)>()
+        let (connection, reader) = fixture.serverLoop.runBlocking {
             let connection = try! fixture.serverSession.dial(proto: "tcp", address: fixture.sourceAddress)
-            connection.start(handler: SlowReader { received, corrupt, error in
-                finished.fulfil((received, corrupt, error.map { "\($0)" }, connection.statistics))
-            })
+            let reader = StallingReader { finished.fulfil(($0, $1, $2)) }
+            connection.start(handler: reader)
+            return (connection, reader)
         }
-        let (received, corrupt, error, statistics) = try #require(finished.wait(seconds: 120))
-        #expect(error == nil)
-        #expect(received == total && !corrupt)
-        #expect(statistics.pausesSent > 0, "the slow reader must have made us send Pause")
-        // Bounded: what arrives after Pause is what was in flight, far below the hard cap.
-        let options = TunnelOptions()
-        #expect(statistics.maxBufferedInbound < options.maxBufferedInbound)
-        #expect(statistics.maxBufferedInbound >= options.pauseThreshold)
-        print("slow reader: max buffered inbound \(statistics.maxBufferedInbound) bytes, pauses sent \(statistics.pausesSent)")
+        #expect(fixture.waitUntilSenderHonoursPause(connection), "the sender never went quiet after Pause")
+        let stalled = fixture.serverLoop.runBlocking {
+            (open: connection.isOpen, heldAtPause: reader.heldWhenPauseSent, peak: connection.statistics.maxBufferedInbound)
+        }
+        try #require(stalled.open, "the connection ended while its reader was stalled")
+        let heldAtPause = try #require(stalled.heldAtPause, "no Pause was sent")
+        #expect(heldAtPause > options.pauseThreshold && heldAtPause <= options.pauseThreshold + options.maxDataPayload)
+        let emittedAfterPause = stalled.peak - heldAtPause
+        print("stalled reader: \(heldAtPause) bytes held when Pause went out, \(emittedAfterPause) arrived after it")
+        #expect(emittedAfterPause <= StallingReader.inFlightBound,
+                "the sender emitted \(emittedAfterPause) bytes after our Pause")
+
+        fixture.serverLoop.runBlocking { reader.release(connection) }
+        let result = try #require(finished.wait(seconds: 60), "the rest never arrived after Resume")
+        #expect(result.error == nil)
+        #expect(result.received == total)
+        #expect(!result.corrupt)
     }
 
     @Test func killingTheWebSocketEndsEveryConnectionOnBothSidesWithoutLeaks() throws {

@@ -3,7 +3,7 @@ import Glibc
 import HTTP
 import Reactor
 @_exported import TestSupport
-import Tunnel
+@testable import Tunnel
 import WebSocket
 
 /// A server-role session and a client-role session joined by a real WebSocket over loopback
@@ -63,6 +63,21 @@ final class TunnelFixture: @unchecked Sendable {  // fields are set before the s
             }
         }
         serverReady.wait()
+    }
+
+    /// Waits until the client's end of `connection` (server-dialled) has stopped sending because
+    /// of our Pause and everything it sent before has arrived here, or until `connection` ended.
+    /// False on timeout.
+    func waitUntilSenderHonoursPause(_ connection: TunnelConnection, seconds: Double = 30) -> Bool {
+        waitUntil(seconds: seconds) {
+            let (open, received) = serverLoop.runBlocking { (connection.isOpen, connection.statistics.bytesReceived) }
+            guard open else { return true }
+            let sender = clientLoop.runBlocking { [self] in
+                clientSession.connections[connection.id].map { ($0.remotePaused, $0.statistics.bytesSent) }
+            }
+            guard let (paused, sent) = sender else { return false }
+            return paused && sent == received
+        }
     }
 
     func shutdown() {
