@@ -8,7 +8,7 @@ import Testing
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let done = Outcome<[Int]>()
+        let done = OneShot<[Int]>()
         loop.execute {
             var fired: [Int] = []
             var remaining = 0
@@ -42,7 +42,7 @@ import Testing
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let done = Outcome<Int>()
+        let done = OneShot<Int>()
         loop.execute {
             var ticks = 0
             var id: TimerID?

@@ -17,7 +17,7 @@ struct SendFileTests {
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.next()
-        let completed = Outcome<Bool>()
+        let completed = OneShot<Bool>()
         let listener = try loop.runBlocking { () throws(SocketError) -> Listener in
             try loop.listen(on: SocketAddress("127.0.0.1:0")) { connection in
                 connection.start(handler: EchoHandler())

@@ -26,7 +26,7 @@ final class CloseCounter: StreamHandler, @unchecked Sendable {  // counter guard
             // with all of them still open.
             let peers = (0..<10).map { _ in blockingConnect(port: listener.address.port) }
             let loop = group.loops[1]
-            let connected = Outcome<Int>()
+            let connected = OneShot<Int>()
             loop.execute {
                 var count = 0
                 for _ in 0..<10 {

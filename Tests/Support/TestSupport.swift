@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Reactor
 
@@ -93,4 +94,45 @@ public func waitUntil(seconds: Double = 30, _ condition: () -> Bool) -> Bool {
         usleep(1_000)
     }
     return true
+}
+
+/// A value handed once from one thread (usually a loop's) to a waiting test thread; later
+/// values are ignored.
+public final class OneShot<Value>: @unchecked Sendable {  // `lock` guards `stored`; the semaphore orders set before wait
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let lock = PThreadLock()
+    private var stored: Value?
+
+    public init() {}
+
+    public func set(_ value: Value) {
+        lock.withLock {
+            guard stored == nil else { return }
+            stored = value
+            semaphore.signal()
+        }
+    }
+
+    /// Waits up to `seconds`; nil on timeout.
+    public func wait(seconds: Double = 60) -> Value? {
+        guard semaphore.wait(timeout: .now() + seconds) == .success else { return nil }
+        semaphore.signal()  // a second wait sees the value too
+        return lock.withLock { stored }
+    }
+}
+
+/// A pthread mutex (Foundation-free; clean under ThreadSanitizer, unlike `Mutex`).
+public final class PThreadLock: @unchecked Sendable {  // the mutex itself is the synchronisation
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
+        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+        return m
+    }()
+    public init() {}
+    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
 }
