@@ -78,7 +78,7 @@ PY
 
 mutation "receivePause ignored (remote Pause)" Sources/Tunnel/FlowControl.swift \
     'guard isOpen, !remotePaused else { return }' \
-    'return' \
+    'guard !isOpen else { return }' \
     'SessionOverSocketTests|AsyncTunnelConnectionTests'
 
 mutation "Connection.pauseReading does nothing" Sources/Reactor/Connection.swift \

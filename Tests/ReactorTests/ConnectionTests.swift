@@ -207,14 +207,17 @@ final class WriteUntilFailure: StreamHandler {
         defer { group.shutdown() }
         let loop = group.loops[0]
         let outcome = OneShot<String>()
+        let accepted = OneShot<Connection>()
         let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { connection in
             let writer = WriteUntilFailure(outcome: outcome)
             connection.start(handler: writer)
             writer.pump(connection)
+            accepted.set(connection)
         }
         defer { listener.close() }
         let fd = blockingConnect(port: listener.address.port)
-        usleep(50_000)  // let the writer fill the socket buffers
+        let writer = try #require(accepted.wait(seconds: 10))
+        #expect(waitUntil { loop.runBlocking { writer.queuedWriteBytes > 0 } }, "the writer never filled the socket buffers")
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)  // close with RST
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         close(fd)
@@ -222,6 +225,40 @@ final class WriteUntilFailure: StreamHandler {
         #expect(["write: connection reset by peer", "write: broken pipe", "read: connection reset by peer"].contains(error), "\(error)")
         // The loop is still alive and serving.
         #expect(loop.runBlocking { loop.inEventLoop })
+    }
+
+    /// A peer that reads nothing while we keep writing: the write that would take the queue past
+    /// its hard limit closes the connection with "write queue full"; the queue never holds more.
+    @Test func writingPastTheQueueLimitClosesTheConnection() throws {
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        var options = ListenOptions()
+        options.connection.writeQueueLimit = 1 << 20
+        let closed = OneShot<String>()
+        let accepted = OneShot<Connection>()
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0"), options: options) { connection in
+            connection.start(handler: WriteUntilFailure(outcome: closed))
+            accepted.set(connection)
+        }
+        defer { listener.close() }
+        let fd = blockingConnect(port: listener.address.port)
+        defer { close(fd) }
+        let connection = try #require(accepted.wait(seconds: 10))
+        let chunk = [UInt8](repeating: 1, count: 64 << 10)
+        let (written, maxQueued) = loop.runBlocking {
+            var written = 0
+            var maxQueued = 0
+            // Far past the limit plus what the kernel buffers can take, ignoring isWritable.
+            while written < 64 << 20 && connection.write(chunk) {
+                written += chunk.count
+                maxQueued = max(maxQueued, connection.queuedWriteBytes)
+            }
+            return (written, maxQueued)
+        }
+        #expect(written < 64 << 20, "64 MiB went into a connection whose peer reads nothing")
+        #expect(maxQueued <= options.connection.writeQueueLimit)
+        #expect(closed.wait(seconds: 10) == "write: write queue full")
     }
 
     @Test func scheduleFromAnotherThreadRunsOnTheLoopAfterTheDelay() throws {
