@@ -12,7 +12,7 @@ import Testing
         loop.execute {
             var fired: [Int] = []
             var remaining = 0
-            var generator = SystemRandomNumberGenerator()
+            var generator = Xorshift.logged()
             var cancelled: [TimerID] = []
             // 5,000 timers with random delays; every other one is cancelled before it fires.
             var delays: [Int: Int] = [:]

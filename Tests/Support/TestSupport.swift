@@ -136,3 +136,27 @@ public final class PThreadLock: @unchecked Sendable {  // the mutex itself is th
         return try body()
     }
 }
+
+/// A small deterministic generator (xorshift64), so a random test can be replayed from its seed.
+public struct Xorshift: RandomNumberGenerator {
+    public private(set) var state: UInt64
+
+    public init(seed: UInt64) { state = seed | 1 }  // zero is xorshift's fixed point
+
+    /// Seeded from the environment's TEST_SEED if set, else at random; the seed is printed with
+    /// the test's name so a failure can be replayed with `TEST_SEED=<seed> swift test --filter <test>`.
+    public static func logged(_ test: String = #function) -> Xorshift {
+        var seed = UInt64.random(in: 1...UInt64.max)
+        if let text = getenv("TEST_SEED"), let given = UInt64(String(cString: text)) { seed = given }
+        print("\(test): random seed \(seed) (replay: TEST_SEED=\(seed))")
+        return Xorshift(seed: seed)
+    }
+
+    public mutating func next() -> UInt64 {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return state
+    }
+
+    /// A number in `0..<bound` (0 when `bound` is not positive).
+    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(1, bound))) }
+}

@@ -194,7 +194,7 @@ struct FrameParserTests {
     }
 
     @Test func maskingWordAtATimeMatchesBytewiseAtEveryOffset() {
-        var random = SystemRandomNumberGenerator()
+        var random = Xorshift.logged()
         let data = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &random) }
         let key: UInt32 = 0xA1B2C3D4
         let keyBytes: [UInt8] = [0xA1, 0xB2, 0xC3, 0xD4]
@@ -228,13 +228,6 @@ struct FrameParserTests {
             _ = parse(pieces, role: round % 2 == 0 ? .server : .client, maxMessageSize: 4096)
         }
     }
-}
-
-/// A small deterministic generator, so failures replay.
-struct Xorshift {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
 }
 
 struct UTF8ValidatorTests {
