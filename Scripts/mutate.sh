@@ -86,7 +86,7 @@ mutation "Connection.pauseReading does nothing" Sources/Reactor/Connection.swift
         updateInterest()
     }' \
     '    }' \
-    'PauseResumeTests|BackPressureTests'
+    'PauseResumeTests'
 
 mutation "server never sends 100 Continue" Sources/HTTP/HTTPServerConnection.swift \
     'stream.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))' \

@@ -82,16 +82,19 @@ public enum TestPattern {
     }
 }
 
-/// Polls `condition` every millisecond until it holds or `seconds` pass; false on timeout. For
-/// waiting on a state another thread reaches (never a fixed sleep standing in for it).
+/// Polls `condition` until it holds or `seconds` pass; false on timeout. For waiting on a state
+/// another thread or process reaches (never a fixed sleep standing in for it). Polls every
+/// millisecond at first, backing off to every 50 ms.
 public func waitUntil(seconds: Double = 30, _ condition: () -> Bool) -> Bool {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     let deadline = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 + seconds
+    var pause: UInt32 = 1_000
     while !condition() {
         clock_gettime(CLOCK_MONOTONIC, &now)
         if Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 > deadline { return false }
-        usleep(1_000)
+        usleep(pause)
+        pause = min(pause * 2, 50_000)
     }
     return true
 }
@@ -159,4 +162,47 @@ public struct Xorshift: RandomNumberGenerator {
 
     /// A number in `0..<bound` (0 when `bound` is not positive).
     public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(1, bound))) }
+}
+
+/// Sends all of `bytes` on a blocking socket; false if the connection failed.
+public func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { return false }
+        offset += n
+    }
+    return true
+}
+
+/// Reads a blocking socket until the peer closes it; nil if that takes more than `seconds`
+/// (or the connection fails).
+public func readToEnd(_ fd: Int32, seconds: Int = 10) -> [UInt8]? {
+    var limit = timeval(tv_sec: seconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 64 << 10)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n == 0 { return received }
+        if n < 0 { return nil }
+        received += buffer[..<n]
+    }
+}
+
+/// Sends `request` on a new loopback connection and returns everything received until the
+/// server closes it; nil if it cannot connect or does not close within `seconds`.
+public func rawExchange(port: UInt16, _ request: String, seconds: Int = 10) -> [UInt8]? {
+    guard let fd = connectLoopback(port: port) else { return nil }
+    defer { close(fd) }
+    guard sendAll(fd, Array(request.utf8)) else { return nil }
+    return readToEnd(fd, seconds: seconds)
+}
+
+/// Splits an HTTP message at the end of its head: the head's text (up to and including the
+/// blank line) and every byte after it; nil if there is no complete head.
+public func splitHead(_ bytes: some Collection<UInt8>) -> (head: String, rest: [UInt8])? {
+    let bytes = Array(bytes)
+    guard bytes.count >= 4, let end = (0...(bytes.count - 4)).first(where: { bytes[$0..<($0 + 4)].elementsEqual([13, 10, 13, 10]) }) else { return nil }
+    return (String(decoding: bytes[..<(end + 4)], as: UTF8.self), Array(bytes[(end + 4)...]))
 }

@@ -43,13 +43,6 @@ final class EchoVerifier: StreamHandler {
     }
 }
 
-final class Box<Value>: @unchecked Sendable {  // written before the semaphore signals, read after
-    var value: Value?
-    let ready = DispatchSemaphore(value: 0)
-    func set(_ value: Value) { self.value = value; ready.signal() }
-    func wait(_ seconds: Double = 60) -> Value? { ready.wait(timeout: .now() + seconds) == .success ? value : nil }
-}
-
 /// Gathers everything until the stream closes; reports the text and the close error.
 final class Collector: StreamHandler {
     var text = ""
@@ -105,9 +98,9 @@ class TLSLoopFixture {
     }
 
     /// A TLS echo server; returns its port and the first error one of its connections ended with.
-    func startEchoServer(certificate: String? = nil) throws -> (UInt16, Box<String>) {
+    func startEchoServer(certificate: String? = nil) throws -> (UInt16, OneShot<String>) {
         let context = try TLSContext(.server(certificateChainFile: certificate ?? certificates.serverCertificate, privateKeyFile: certificates.serverKey))
-        let serverErrors = Box<String>()
+        let serverErrors = OneShot<String>()
         let port = try listen { connection in
             let stream = try! TLSStream(wrapping: connection, context: context, role: .server)
             stream.start(handler: ErrorReporting(EchoHandler()) { error in serverErrors.set("\(error)") })
@@ -134,7 +127,7 @@ class TLSLoopFixture {
 
     /// Connects with TLS and runs an echo of `total` bytes through it.
     func echo(port: UInt16, context: TLSContext, serverName: String, total: Int) -> Result<Int, any Error>? {
-        let outcome = Box<Result<Int, any Error>>()
+        let outcome = OneShot<Result<Int, any Error>>()
         connect(port: port) { connection in
             guard let connection else { return outcome.set(.failure(TLSError("connect failed"))) }
             do {
@@ -146,7 +139,7 @@ class TLSLoopFixture {
                 outcome.set(.failure(error))
             }
         }
-        return outcome.wait(120)
+        return outcome.wait(seconds: 120)
     }
 }
 

@@ -117,14 +117,14 @@ struct SessionOverSocketTests {
         let fixture = try TunnelFixture()
         defer { fixture.shutdown() }
         let count = 1000
-        let finished = Signal<(ok: Int, failures: [String])>()
+        let finished = OneShot<(ok: Int, failures: [String])>()
         fixture.serverLoop.execute {
             var ok = 0
             var failures: [String] = []
             for index in 0..<count {
                 let checker = EchoChecker(seed: UInt64(index) + 1, count: 16 << 10 + index) { success, error in
                     if success { ok += 1 } else { failures.append("\(index): \(error.map { "\($0)" } ?? "mismatch")") }
-                    if ok + failures.count == count { finished.fulfil((ok, failures)) }
+                    if ok + failures.count == count { finished.set((ok, failures)) }
                 }
                 let connection = try! fixture.serverSession.dial(proto: "tcp", address: fixture.echoAddress)
                 connection.start(handler: checker)
@@ -146,10 +146,10 @@ struct SessionOverSocketTests {
         let options = TunnelOptions()
         let fixture = try TunnelFixture(sourceBytes: total)
         defer { fixture.shutdown() }
-        let finished = Signal<(received: Int, corrupt: Bool, error: String?)>()
+        let finished = OneShot<(received: Int, corrupt: Bool, error: String?)>()
         let (connection, reader) = fixture.serverLoop.runBlocking {
             let connection = try! fixture.serverSession.dial(proto: "tcp", address: fixture.sourceAddress)
-            let reader = StallingReader { finished.fulfil(($0, $1, $2)) }
+            let reader = StallingReader { finished.set(($0, $1, $2)) }
             connection.start(handler: reader)
             return (connection, reader)
         }
@@ -177,7 +177,7 @@ struct SessionOverSocketTests {
         do {
             let fixture = try TunnelFixture(sourceBytes: 1 << 40)
             defer { fixture.shutdown() }
-            let closed = Signal<[String]>()
+            let closed = OneShot<[String]>()
             let count = 20
             fixture.serverLoop.execute {
                 var errors: [String] = []
@@ -185,7 +185,7 @@ struct SessionOverSocketTests {
                     let connection = try! fixture.serverSession.dial(proto: "tcp", address: fixture.sourceAddress)
                     connection.start(handler: SlowReader { _, _, error in
                         errors.append(error.map { "\($0)" } ?? "clean")
-                        if errors.count == count { closed.fulfil(errors) }
+                        if errors.count == count { closed.set(errors) }
                     })
                 }
             }
@@ -213,12 +213,12 @@ struct SessionOverSocketTests {
         options.syncGrace = .zero
         let fixture = try TunnelFixture(serverOptions: options)
         defer { fixture.shutdown() }
-        let closed = Signal<String>()
-        let live = Signal<Int64>()
+        let closed = OneShot<String>()
+        let live = OneShot<Int64>()
         fixture.serverLoop.execute {
             let stale = try! fixture.serverSession.dial(proto: "tcp", address: fixture.echoAddress)
-            stale.start(handler: SlowReader { _, _, error in closed.fulfil(error.map { "\($0)" } ?? "clean") })
-            live.fulfil(stale.id)
+            stale.start(handler: SlowReader { _, _, error in closed.set(error.map { "\($0)" } ?? "clean") })
+            live.set(stale.id)
         }
         let staleID = try #require(live.wait())
         // The client claims it has no connections at all.
@@ -234,15 +234,15 @@ struct SessionOverSocketTests {
     @Test func refusedConnectKeepsTheSessionAlive() throws {
         let fixture = try TunnelFixture(connectAuthorizer: { _, address in !address.hasSuffix(":1") })
         defer { fixture.shutdown() }
-        let refused = Signal<String>()
+        let refused = OneShot<String>()
         fixture.serverLoop.execute {
             let connection = try! fixture.serverSession.dial(proto: "tcp", address: "127.0.0.1:1")
-            connection.start(handler: SlowReader { _, _, error in refused.fulfil(error.map { "\($0)" } ?? "clean") })
+            connection.start(handler: SlowReader { _, _, error in refused.set(error.map { "\($0)" } ?? "clean") })
         }
         #expect(refused.wait() == "connect not allowed")
-        let echoed = Signal<Bool>()
+        let echoed = OneShot<Bool>()
         fixture.serverLoop.execute {
-            let checker = EchoChecker(seed: 7, count: 1 << 20) { ok, _ in echoed.fulfil(ok) }
+            let checker = EchoChecker(seed: 7, count: 1 << 20) { ok, _ in echoed.set(ok) }
             let connection = try! fixture.serverSession.dial(proto: "tcp", address: fixture.echoAddress)
             connection.start(handler: checker)
             checker.begin(connection)
@@ -253,10 +253,10 @@ struct SessionOverSocketTests {
     @Test func deadTargetReportsTheGoDialError() throws {
         let fixture = try TunnelFixture()
         defer { fixture.shutdown() }
-        let failed = Signal<String>()
+        let failed = OneShot<String>()
         fixture.serverLoop.execute {
             let connection = try! fixture.serverSession.dial(proto: "tcp", address: "127.0.0.1:1")
-            connection.start(handler: SlowReader { _, _, error in failed.fulfil(error.map { "\($0)" } ?? "clean") })
+            connection.start(handler: SlowReader { _, _, error in failed.set(error.map { "\($0)" } ?? "clean") })
         }
         #expect(failed.wait() == "dial tcp 127.0.0.1:1: connect: connection refused")
     }
