@@ -76,7 +76,7 @@ import Testing
                 }
             })
         }
-        for wait in waits { wait.wait() }
+        for wait in waits { #expect(wait.wait(timeout: .now() + 60) == .success, "a producer thread did not finish") }
         let result = loop.runBlocking { (state.total, state.outOfOrder) }
         #expect(result.0 == producers * perProducer)
         #expect(result.1 == 0, "tasks from one producer ran out of submission order")

@@ -13,11 +13,8 @@ final class EchoChecker: StreamHandler {
     var reported = false
 
     init(seed: UInt64, count: Int, done: @escaping (Bool, (any Error)?) -> Void) {
-        var state = seed | 1
-        expected = (0..<count).map { _ in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return UInt8(truncatingIfNeeded: state)
-        }
+        var random = Xorshift(seed: seed)
+        expected = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         self.done = done
     }
 
@@ -190,12 +187,8 @@ struct SessionOverSocketTests {
                 }
             }
             // Wait until the client side has dialled them all, then drop its TCP socket.
-            var clientCount = 0
-            for _ in 0..<200 where clientCount < count {
-                usleep(20_000)
-                clientCount = fixture.clientLoop.runBlocking { fixture.clientSession.connectionCount }
-            }
-            #expect(clientCount == count)
+            #expect(waitUntil(seconds: 10) { fixture.clientLoop.runBlocking { fixture.clientSession.connectionCount } == count },
+                    "the client never had all \(count) connections")
             fixture.clientLoop.runBlocking {
                 (fixture.clientSession.transport as! WebSocketTransport).socket.stream.close()
             }
@@ -204,7 +197,7 @@ struct SessionOverSocketTests {
             let clientState = fixture.clientLoop.runBlocking { (fixture.clientSession.isOpen, fixture.clientSession.connectionCount) }
             #expect(clientState.0 == false && clientState.1 == 0)
         }
-        usleep(100_000)
+        // The fixture's group has shut down: its loops are joined and every descriptor released.
         #expect(openFileDescriptorCount() == before)
     }
 
