@@ -26,6 +26,8 @@ import Testing
             stream.shutdownWrite()
             return sum.value
         }()
+        let deadline = closeAtDeadline(stream)
+        defer { deadline.cancel() }
         var received = StreamChecksum()
         for try await chunk in stream.inbound {
             chunk.withUnsafeBytes { received.update($0) }
@@ -56,6 +58,8 @@ import Testing
         #expect(buffered > 0)
         #expect(buffered <= options.maxBufferedBytes + 256 * 1024, "buffered \(buffered) bytes while nobody read")
         // Then everything arrives once the consumer reads.
+        let deadline = closeAtDeadline(stream)
+        defer { deadline.cancel() }
         var total = 0
         for try await chunk in stream.inbound { total += chunk.count }
         #expect(total == 32 << 20)

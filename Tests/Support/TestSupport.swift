@@ -206,3 +206,12 @@ public func splitHead(_ bytes: some Collection<UInt8>) -> (head: String, rest: [
     guard bytes.count >= 4, let end = (0...(bytes.count - 4)).first(where: { bytes[$0..<($0 + 4)].elementsEqual([13, 10, 13, 10]) }) else { return nil }
     return (String(decoding: bytes[..<(end + 4)], as: UTF8.self), Array(bytes[(end + 4)...]))
 }
+
+/// Closes `stream` unless the returned task is cancelled within `seconds`: a read loop that
+/// would wait forever then ends, and the test's checks on what arrived fail.
+public func closeAtDeadline(_ stream: AsyncByteStream, seconds: Int = 60) -> Task<Void, any Error> {
+    Task {
+        try await Task.sleep(for: .seconds(seconds))
+        stream.close()
+    }
+}

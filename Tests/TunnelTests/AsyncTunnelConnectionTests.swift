@@ -13,6 +13,8 @@ struct AsyncTunnelConnectionTests {
             AsyncByteStream(try! fixture.serverSession.dial(proto: "tcp", address: fixture.echoAddress))
         }
         let payload = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 9)) }
+        let deadline = closeAtDeadline(stream)
+        defer { deadline.cancel() }
         async let sent: Void = stream.write(payload)
         var echoed: [UInt8] = []
         for try await chunk in stream.inbound {
@@ -42,6 +44,8 @@ struct AsyncTunnelConnectionTests {
         #expect(stalled.statistics.pausesSent == 1)
         #expect(stalled.statistics.maxBufferedInbound <= options.pauseThreshold + options.maxDataPayload + StallingReader.inFlightBound,
                 "\(stalled.statistics.maxBufferedInbound) bytes buffered with the reader stalled")
+        let deadline = closeAtDeadline(stream)
+        defer { deadline.cancel() }
         var received = 0
         var intact = true
         for try await chunk in stream.inbound {
