@@ -24,12 +24,17 @@ final class Deployment {
 
     var file: Data { (try? Data(contentsOf: directory.appendingPathComponent("file"))) ?? Data() }
 
+    /// Starts a server on `port`, or on a port the kernel picks (read from its "listening on"
+    /// line, so no other process can take it between choosing and binding); returns the port.
     @discardableResult
-    func startServer(_ extra: [String] = [], port: UInt16 = freePort()) throws -> UInt16 {
-        let server = try Subprocess("remotedialer-server", ["-listen", "127.0.0.1:\(port)"] + extra)
+    func startServer(_ extra: [String] = [], port: UInt16? = nil) throws -> UInt16 {
+        let server = try Subprocess("remotedialer-server", ["-listen", "127.0.0.1:\(port ?? 0)"] + extra)
         servers.append(server)
-        try #require(waitUntil(seconds: 10) { canConnect(port: port) }, "server did not start: \(server.output)")
-        return port
+        var bound = port
+        if bound == nil { _ = waitUntil(seconds: 10) { bound = server.port(after: "listening on 127.0.0.1:"); return bound != nil } }
+        let listening = try #require(bound, "server did not say where it listens: \(server.output)")
+        try #require(waitUntil(seconds: 10) { canConnect(port: listening) }, "server did not start: \(server.output)")
+        return listening
     }
 
     /// Starts a client and waits until the server routes to it.

@@ -60,6 +60,12 @@ final class Subprocess {
         return previous
     }
 
+    /// The port in the first output line containing `marker` directly followed by digits.
+    func port(after marker: String) -> UInt16? {
+        guard let range = output.range(of: marker) else { return nil }
+        return UInt16(output[range.upperBound...].prefix { $0.isNumber })
+    }
+
     func kill9() {
         if process.isRunning { kill(pid, SIGKILL) }
         process.waitUntilExit()
