@@ -96,6 +96,19 @@ struct ProgramsEndToEndTests {
         #expect(try Data(contentsOf: second) == deployment.file)
     }
 
+    /// SIGTERM and SIGINT shut each program down gracefully: it exits with status 0, not by
+    /// the signal, within the 5 s `stop` allows, with a session open between client and server.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func everyProgramExitsWithStatusZeroOn(signal: Int32) throws {
+        let deployment = try Deployment()
+        let port = try deployment.startServer()
+        let client = try deployment.startClient(serverPort: port)
+        for program in [client, deployment.servers[0], deployment.dummy!] {
+            program.stop(signal: signal)
+            #expect(program.exitedCleanly, "\(program.name) on signal \(signal): \(program.process.terminationReason == .exit ? "exit" : "signal") \(program.process.terminationStatus)\n\(program.output)")
+        }
+    }
+
     @Test func requestThroughAPeerWorksAndStopsWithinTenSecondsOfClientExit() throws {
         let deployment = try Deployment()
         let portA = freePort(), portB = freePort()

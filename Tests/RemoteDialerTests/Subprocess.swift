@@ -71,15 +71,18 @@ final class Subprocess {
         process.waitUntilExit()
     }
 
-    /// SIGTERM and the exit status (SIGKILL after 5 s).
+    /// Sends `signal` (SIGTERM unless told) and returns the exit status (SIGKILL after 5 s).
     @discardableResult
-    func stop() -> Int32 {
+    func stop(signal: Int32 = SIGTERM) -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
-        kill(pid, SIGTERM)
+        kill(pid, signal)
         if !waitUntil(seconds: 5, { !process.isRunning }) { kill(pid, SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
     }
+
+    /// Ended by exiting with status 0 (not by a signal).
+    var exitedCleanly: Bool { !process.isRunning && process.terminationReason == .exit && process.terminationStatus == 0 }
 
     deinit {
         if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
