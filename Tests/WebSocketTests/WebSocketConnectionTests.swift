@@ -65,12 +65,6 @@ func closePayload(_ code: UInt16, _ reason: String = "") -> [UInt8] {
     [UInt8(code >> 8), UInt8(code & 0xFF)] + Array(reason.utf8)
 }
 
-/// Where the accept callback leaves the server's WebSocket for the test thread.
-final class AcceptedSocket: @unchecked Sendable {  // written on the loop before `ready` signals, read after
-    var socket: WebSocketConnection?
-    let ready = DispatchSemaphore(value: 0)
-}
-
 /// A loop serving one server-role WebSocket (no HTTP: the tests speak frames from the first
 /// byte), with a raw peer connected to it.
 final class ServerFixture {
@@ -87,18 +81,16 @@ final class ServerFixture {
         self.loop = loop
         let collector = MessageCollector(echo: echo, onMessage: onMessage)
         self.collector = collector
-        let accepted = AcceptedSocket()
+        let accepted = OneShot<WebSocketConnection>()
         listener = try loop.runBlocking { () throws(SocketError) -> Listener in
             try loop.listen(on: SocketAddress("127.0.0.1:0")) { connection in
                 let socket = WebSocketConnection(stream: connection, role: .server, options: options)
                 socket.start(handler: collector)
-                accepted.socket = socket
-                accepted.ready.signal()
+                accepted.set(socket)
             }
         }
         peer = try RawPeer(port: listener.address.port)
-        _ = accepted.ready.wait(timeout: .now() + 5)
-        socket = try #require(accepted.socket)
+        socket = try #require(accepted.wait(seconds: 5), "the server never accepted the peer")
     }
 
     func onLoop<T>(_ body: @escaping (WebSocketConnection) -> T) -> T {
