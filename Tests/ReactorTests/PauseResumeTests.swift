@@ -75,12 +75,12 @@ final class PauseOnFirstRead: StreamHandler {
         _ = fcntl(peer, F_SETFL, fcntl(peer, F_GETFL) | O_NONBLOCK)
         let chunk = [UInt8](repeating: 7, count: 64 << 10)
         var written = 0
-        while true {
+        var failure: Int32 = 0
+        while failure == 0 {
             let n = chunk.withUnsafeBytes { send(peer, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 { break }
-            written += n
+            if n < 0 { failure = errno } else { written += n }
         }
-        #expect(errno == EAGAIN, "the peer's write failed otherwise: errno \(errno)")
+        #expect(failure == EAGAIN, "the peer's write failed otherwise: errno \(failure)")
         // Two round trips through the loop: at least one whole epoll pass sees the readable
         // socket; an unpaused connection would read it there.
         loop.runBlocking {}

@@ -152,6 +152,7 @@ final class OpenSSLProcess: @unchecked Sendable {  // output is guarded by `lock
     private let output = Pipe()
     private let lock = NSLock()
     private var collected = Data()
+    private var ended = false
 
     init(_ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
@@ -163,6 +164,7 @@ final class OpenSSLProcess: @unchecked Sendable {  // output is guarded by `lock
             let data = handle.availableData
             lock.lock()
             collected.append(data)
+            if data.isEmpty { ended = true }  // end of file: the process closed its output
             lock.unlock()
         }
         try process.run()
@@ -174,17 +176,18 @@ final class OpenSSLProcess: @unchecked Sendable {  // output is guarded by `lock
         return String(decoding: collected, as: UTF8.self)
     }
 
+    /// The process closed its output (it exited): everything it wrote is in `text`.
+    var outputEnded: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return ended
+    }
+
     func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
 
     /// Waits until the output contains `needle` or the process ends (true if it was seen).
     func waitForOutput(containing needle: String, seconds: Double = 20) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if text.contains(needle) { return true }
-            if !process.isRunning { usleep(100_000); return text.contains(needle) }
-            usleep(20_000)
-        }
-        return false
+        waitUntil(seconds: seconds) { text.contains(needle) || outputEnded } && text.contains(needle)
     }
 
     func stop() {
