@@ -26,6 +26,8 @@ import Testing
             stream.shutdownWrite()
             return sum.value
         }()
+        let deadline = closeAtDeadline(stream)
+        defer { deadline.cancel() }
         var received = StreamChecksum()
         for try await chunk in stream.inbound {
             chunk.withUnsafeBytes { received.update($0) }
@@ -48,12 +50,16 @@ import Testing
         options.maxBufferedBytes = 512 * 1024
         options.resumeBelowBytes = 128 * 1024
         let stream = try await AsyncByteStream.connect(to: listener.address, on: group.loops[0], streamOptions: options)
-        // Nobody reads for a while: the façade must stop reading, not buffer 32 MiB.
-        try await Task.sleep(for: .milliseconds(300))
+        // Nobody reads: the façade fills to its limit, then must stop reading, not buffer 32 MiB.
+        #expect(waitUntil(seconds: 10) { stream.bufferedByteCount > options.maxBufferedBytes }, "the façade never filled")
+        group.loops[0].runBlocking {}  // two round trips through the loop: one whole epoll pass
+        group.loops[0].runBlocking {}  // in which an unpaused connection would read more
         let buffered = stream.bufferedByteCount
         #expect(buffered > 0)
         #expect(buffered <= options.maxBufferedBytes + 256 * 1024, "buffered \(buffered) bytes while nobody read")
         // Then everything arrives once the consumer reads.
+        let deadline = closeAtDeadline(stream)
+        defer { deadline.cancel() }
         var total = 0
         for try await chunk in stream.inbound { total += chunk.count }
         #expect(total == 32 << 20)

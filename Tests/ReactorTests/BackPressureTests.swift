@@ -24,7 +24,7 @@ import Testing
         _ = sinkAddress.withSockAddr { bind(sinkListen, $0, $1) }
         listen(sinkListen, 1)
         sinkAddress = try #require(Syscall.localAddress(sinkListen))
-        let sinkSum = Outcome<[UInt64]>()
+        let sinkSum = OneShot<[UInt64]>()
         let sinkDone = spawnThread {
             let fd = accept(sinkListen, nil, nil)
             var size: Int32 = 16 * 1024  // a small kernel buffer makes the back-pressure reach us quickly
@@ -41,7 +41,7 @@ import Testing
             sinkSum.set(sum.value)
         }
 
-        let stats = Outcome<StreamRelay.Statistics>()
+        let stats = OneShot<StreamRelay.Statistics>()
         var listenOptions = ListenOptions()
         listenOptions.connection = options
         let relayPort = try loop.runBlocking { () throws(SocketError) -> UInt16 in
@@ -59,7 +59,7 @@ import Testing
         }
 
         // The fast producer: a blocking socket writing as fast as the relay lets it.
-        let sentSum = Outcome<[UInt64]>()
+        let sentSum = OneShot<[UInt64]>()
         let producerDone = spawnThread {
             let fd = blockingConnect(port: relayPort)
             var stream = RandomBytes(seed: 7)

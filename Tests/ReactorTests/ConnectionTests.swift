@@ -11,9 +11,9 @@ final class EchoClient: StreamHandler {
     private var sent = 0
     private(set) var sentSum = StreamChecksum()
     private(set) var receivedSum = StreamChecksum()
-    let outcome: Outcome<Result<([UInt64], [UInt64]), SocketError>>
+    let outcome: OneShot<Result<([UInt64], [UInt64]), SocketError>>
 
-    init(total: Int, outcome: Outcome<Result<([UInt64], [UInt64]), SocketError>>) {
+    init(total: Int, outcome: OneShot<Result<([UInt64], [UInt64]), SocketError>>) {
         self.total = total
         self.outcome = outcome
     }
@@ -57,7 +57,7 @@ final class EchoClient: StreamHandler {
         let group = try ReactorGroup(loopCount: 2)
         defer { group.shutdown() }
         let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { $0.start(handler: EchoHandler()) }
-        let outcome = Outcome<Result<([UInt64], [UInt64]), SocketError>>()
+        let outcome = OneShot<Result<([UInt64], [UInt64]), SocketError>>()
         let port = listener.address.port
         let loop = group.loops[1]
         loop.execute {
@@ -89,7 +89,7 @@ final class EchoClient: StreamHandler {
             defer { listener.close() }
             return listener.address.port
         }
-        let outcome = Outcome<SocketError?>()
+        let outcome = OneShot<SocketError?>()
         loop.execute {
             loop.connect(host: "127.0.0.1", port: port) { result in
                 if case .failure(let error) = result { outcome.set(error) } else { outcome.set(nil) }
@@ -107,7 +107,7 @@ final class EchoClient: StreamHandler {
         let loop = group.loops[0]
         let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { $0.start(handler: EchoHandler()) }
         defer { listener.close() }
-        let outcome = Outcome<String>()
+        let outcome = OneShot<String>()
         let port = listener.address.port
         loop.execute {
             loop.connect(host: "localhost", port: port) { result in
@@ -136,7 +136,7 @@ final class EchoClient: StreamHandler {
         _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         listen(listenFD, 0)
         let port = try #require(Syscall.localAddress(listenFD)).port
-        let outcome = Outcome<[String]>()
+        let outcome = OneShot<[String]>()
         loop.execute {
             var options = ConnectOptions()
             options.timeout = .milliseconds(300)
@@ -188,9 +188,9 @@ final class EchoClient: StreamHandler {
 
 /// Writes until the connection fails, recording the error.
 final class WriteUntilFailure: StreamHandler {
-    let outcome: Outcome<String>
+    let outcome: OneShot<String>
     let chunk = [UInt8](repeating: 1, count: 64 * 1024)
-    init(outcome: Outcome<String>) { self.outcome = outcome }
+    init(outcome: OneShot<String>) { self.outcome = outcome }
     func pump(_ stream: any ByteStream) {
         while stream.isOpen && stream.isWritable { stream.write(chunk) }
     }
@@ -206,15 +206,18 @@ final class WriteUntilFailure: StreamHandler {
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let outcome = Outcome<String>()
+        let outcome = OneShot<String>()
+        let accepted = OneShot<Connection>()
         let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { connection in
             let writer = WriteUntilFailure(outcome: outcome)
             connection.start(handler: writer)
             writer.pump(connection)
+            accepted.set(connection)
         }
         defer { listener.close() }
         let fd = blockingConnect(port: listener.address.port)
-        usleep(50_000)  // let the writer fill the socket buffers
+        let writer = try #require(accepted.wait(seconds: 10))
+        #expect(waitUntil { loop.runBlocking { writer.queuedWriteBytes > 0 } }, "the writer never filled the socket buffers")
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)  // close with RST
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         close(fd)
@@ -224,11 +227,45 @@ final class WriteUntilFailure: StreamHandler {
         #expect(loop.runBlocking { loop.inEventLoop })
     }
 
+    /// A peer that reads nothing while we keep writing: the write that would take the queue past
+    /// its hard limit closes the connection with "write queue full"; the queue never holds more.
+    @Test func writingPastTheQueueLimitClosesTheConnection() throws {
+        let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        var options = ListenOptions()
+        options.connection.writeQueueLimit = 1 << 20
+        let closed = OneShot<String>()
+        let accepted = OneShot<Connection>()
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0"), options: options) { connection in
+            connection.start(handler: WriteUntilFailure(outcome: closed))
+            accepted.set(connection)
+        }
+        defer { listener.close() }
+        let fd = blockingConnect(port: listener.address.port)
+        defer { close(fd) }
+        let connection = try #require(accepted.wait(seconds: 10))
+        let chunk = [UInt8](repeating: 1, count: 64 << 10)
+        let (written, maxQueued) = loop.runBlocking {
+            var written = 0
+            var maxQueued = 0
+            // Far past the limit plus what the kernel buffers can take, ignoring isWritable.
+            while written < 64 << 20 && connection.write(chunk) {
+                written += chunk.count
+                maxQueued = max(maxQueued, connection.queuedWriteBytes)
+            }
+            return (written, maxQueued)
+        }
+        #expect(written < 64 << 20, "64 MiB went into a connection whose peer reads nothing")
+        #expect(maxQueued <= options.connection.writeQueueLimit)
+        #expect(closed.wait(seconds: 10) == "write: write queue full")
+    }
+
     @Test func scheduleFromAnotherThreadRunsOnTheLoopAfterTheDelay() throws {
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let fired = Outcome<(Bool, UInt64)>()
+        let fired = OneShot<(Bool, UInt64)>()
         let start = MonotonicClock.now()
         loop.schedule(after: .milliseconds(50)) { fired.set((loop.inEventLoop, MonotonicClock.now() - start)) }
         let (onLoop, elapsed) = try #require(fired.wait(seconds: 10))

@@ -8,11 +8,11 @@ import Testing
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let done = Outcome<[Int]>()
+        let done = OneShot<[Int]>()
         loop.execute {
             var fired: [Int] = []
             var remaining = 0
-            var generator = SystemRandomNumberGenerator()
+            var generator = Xorshift.logged()
             var cancelled: [TimerID] = []
             // 5,000 timers with random delays; every other one is cancelled before it fires.
             var delays: [Int: Int] = [:]
@@ -42,7 +42,7 @@ import Testing
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let done = Outcome<Int>()
+        let done = OneShot<Int>()
         loop.execute {
             var ticks = 0
             var id: TimerID?
@@ -76,7 +76,7 @@ import Testing
                 }
             })
         }
-        for wait in waits { wait.wait() }
+        for wait in waits { #expect(wait.wait(timeout: .now() + 60) == .success, "a producer thread did not finish") }
         let result = loop.runBlocking { (state.total, state.outOfOrder) }
         #expect(result.0 == producers * perProducer)
         #expect(result.1 == 0, "tasks from one producer ran out of submission order")
@@ -94,16 +94,28 @@ import Testing
         #expect(loop.runBlocking { log.items } == ["now", "soon"])
     }
 
-    @Test func stateIsConfinedAndCheckedInDebugBuilds() throws {
+    @Test func eachLoopKnowsItsOwnThreadAndRoundRobinCoversThemAll() throws {
         let group = try ReactorGroup(loopCount: 2)
         defer { group.shutdown() }
         #expect(!group.loops[0].inEventLoop)
         #expect(group.loops[0].runBlocking { group.loops[0].inEventLoop })
         #expect(!group.loops[0].runBlocking { group.loops[1].inEventLoop })
-        // Round-robin covers every loop.
+        group.loops[0].runBlocking { group.loops[0].assertInLoop() }  // on its thread: no trap
         let picked = Set((0..<4).map { _ in ObjectIdentifier(group.next()) })
         #expect(picked.count == 2)
     }
+
+    #if DEBUG
+    /// Loop-confined state is checked on entry in debug builds: touching a loop from another
+    /// thread stops the process (run in a child process).
+    @Test func assertInLoopStopsTheProcessOffTheLoopThread() async {
+        setenv("SWIFT_BACKTRACE", "enable=no", 1)  // the child's crash backtrace can take minutes
+        await #expect(processExitsWith: .failure) {
+            let group = try! ReactorGroup(loopCount: 1)
+            group.loops[0].assertInLoop()
+        }
+    }
+    #endif
 }
 
 /// Loop-confined counters for the contention test (touched only on the loop thread).

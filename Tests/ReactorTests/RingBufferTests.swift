@@ -96,7 +96,7 @@ import Testing
     }
 
     @Test func randomizedAgainstAnArrayModel() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = Xorshift.logged()
         var ring = RingBuffer(minimumCapacity: 4, maximumCapacity: 256)
         var model: [UInt8] = []
         var next: UInt8 = 0

@@ -6,7 +6,7 @@ import Testing
 /// sendfile(2) through a connection: ordered after bytes already written, from an offset.
 struct SendFileTests {
     @Test func fileGoesOutAfterQueuedBytesFromItsOffset() throws {
-        var random = SystemRandomNumberGenerator()
+        var random = Xorshift.logged()
         let content = (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &random) }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sendfile-\(UUID().uuidString)").path
         FileManager.default.createFile(atPath: path, contents: Data(content))
@@ -17,7 +17,7 @@ struct SendFileTests {
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.next()
-        let completed = Outcome<Bool>()
+        let completed = OneShot<Bool>()
         let listener = try loop.runBlocking { () throws(SocketError) -> Listener in
             try loop.listen(on: SocketAddress("127.0.0.1:0")) { connection in
                 connection.start(handler: EchoHandler())

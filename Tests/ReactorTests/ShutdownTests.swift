@@ -26,7 +26,7 @@ final class CloseCounter: StreamHandler, @unchecked Sendable {  // counter guard
             // with all of them still open.
             let peers = (0..<10).map { _ in blockingConnect(port: listener.address.port) }
             let loop = group.loops[1]
-            let connected = Outcome<Int>()
+            let connected = OneShot<Int>()
             loop.execute {
                 var count = 0
                 for _ in 0..<10 {
@@ -39,13 +39,9 @@ final class CloseCounter: StreamHandler, @unchecked Sendable {  // counter guard
             }
             #expect(connected.wait(seconds: 10) == 10)
             // Wait until every accepted connection is registered on its loop.
-            var registered = 0
-            for _ in 0..<100 {
-                registered = group.loops.map { l in l.runBlocking { l.registrationCount } }.reduce(0, +)
-                if registered == 10 + 10 + 10 + 3 { break }  // accepted, outgoing, v6 accepted, listeners
-                usleep(10_000)
-            }
-            #expect(registered == 33)
+            let registered = { group.loops.map { l in l.runBlocking { l.registrationCount } }.reduce(0, +) }
+            // Accepted, outgoing, v6 accepted, listeners.
+            #expect(waitUntil(seconds: 10) { registered() == 10 + 10 + 10 + 3 }, "\(registered()) registrations")
             group.shutdown()
             for fd in peers { close(fd) }
         }

@@ -11,7 +11,7 @@ import Testing
         let group = try ReactorGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let received = Outcome<(Int32, Bool)>()
+        let received = OneShot<(Int32, Bool)>()
         let source = try loop.runBlocking { () throws(SocketError) -> LoopBoundSource in
             LoopBoundSource(try loop.watchSignals(set) { signal in received.set((signal, loop.inEventLoop)) })
         }

@@ -68,43 +68,6 @@ struct RandomBytes {
 }
 
 
-/// A one-shot value handed from a loop thread to a waiting test thread.
-final class Outcome<Value: Sendable>: @unchecked Sendable {  // guarded by the semaphore's ordering and `lock`
-    private let semaphore = DispatchSemaphore(value: 0)
-    private let lock = PThreadLock()
-    private var stored: Value?
-
-    func set(_ value: Value) {
-        lock.withLock {
-            guard stored == nil else { return }
-            stored = value
-            semaphore.signal()
-        }
-    }
-
-    /// Waits up to `seconds`; nil on timeout.
-    func wait(seconds: Double = 60) -> Value? {
-        guard semaphore.wait(timeout: .now() + seconds) == .success else { return nil }
-        return lock.withLock { stored }
-    }
-}
-
-/// A pthread mutex (Foundation-free).
-final class PThreadLock: @unchecked Sendable {  // the mutex itself is the synchronisation
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
-        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(m, nil)
-        return m
-    }()
-    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-}
-
-
 /// Blocking loopback client socket for tests that need a peer outside the reactor.
 func blockingConnect(port: UInt16) -> Int32 {
     guard let fd = connectLoopback(port: port) else { preconditionFailure("connect failed: \(errno)") }

@@ -19,17 +19,22 @@ final class Deployment {
         for index in bytes.indices { state = state &* 6364136223846793005 &+ 1442695040888963407; bytes[index] = UInt8(truncatingIfNeeded: state >> 33) }
         try Data(bytes).write(to: directory.appendingPathComponent("file"))
         dummy = try Subprocess("remotedialer-dummy", ["-listen", "127.0.0.1:\(filePort)"], directory: directory)
-        try #require(eventually { canConnect(port: filePort) }, "dummy did not start: \(dummy.output)")
+        try #require(waitUntil(seconds: 10) { canConnect(port: filePort) }, "dummy did not start: \(dummy.output)")
     }
 
     var file: Data { (try? Data(contentsOf: directory.appendingPathComponent("file"))) ?? Data() }
 
+    /// Starts a server on `port`, or on a port the kernel picks (read from its "listening on"
+    /// line, so no other process can take it between choosing and binding); returns the port.
     @discardableResult
-    func startServer(_ extra: [String] = [], port: UInt16 = freePort()) throws -> UInt16 {
-        let server = try Subprocess("remotedialer-server", ["-listen", "127.0.0.1:\(port)"] + extra)
+    func startServer(_ extra: [String] = [], port: UInt16? = nil) throws -> UInt16 {
+        let server = try Subprocess("remotedialer-server", ["-listen", "127.0.0.1:\(port ?? 0)"] + extra)
         servers.append(server)
-        try #require(eventually { canConnect(port: port) }, "server did not start: \(server.output)")
-        return port
+        var bound = port
+        if bound == nil { _ = waitUntil(seconds: 10) { bound = server.port(after: "listening on 127.0.0.1:"); return bound != nil } }
+        let listening = try #require(bound, "server did not say where it listens: \(server.output)")
+        try #require(waitUntil(seconds: 10) { canConnect(port: listening) }, "server did not start: \(server.output)")
+        return listening
     }
 
     /// Starts a client and waits until the server routes to it.
@@ -41,7 +46,7 @@ final class Deployment {
         let client = try Subprocess("remotedialer-client", connect + ["-id", id] + extra)
         clients.append(client)
         let port = checkPort ?? serverPort
-        let routed = eventually {
+        let routed = waitUntil(seconds: 10) {
             let probe = caFile.map { ["--cacert", $0] } ?? []
             return (try? curl(probe + [url(port, client: id, scheme: caFile == nil ? "http" : "https"), "-r", "0-0"]))?.status == 206
         }
@@ -81,9 +86,27 @@ struct ProgramsEndToEndTests {
         #expect(dead.status == 500)
         #expect(String(decoding: dead.body, as: UTF8.self) == "Get \"http://127.0.0.1:\(deadPort)/file\": dial tcp 127.0.0.1:\(deadPort): connect: connection refused")
 
-        // Keep-alive downloads reuse one connection to the server.
-        let twice = try curl([deployment.url(port), deployment.url(port), "-o", "/dev/null"])
-        #expect(twice.exitCode == 0)
+        // Keep-alive: the second download reuses the first's connection to the server, and both are whole.
+        let first = FileManager.default.temporaryDirectory.appendingPathComponent("first-\(UUID().uuidString)")
+        let second = first.appendingPathExtension("second")
+        defer { for file in [first, second] { try? FileManager.default.removeItem(at: file) } }
+        let log = try transcript(["-v", deployment.url(port), deployment.url(port), "-o", first.path, "-o", second.path])
+        #expect(connectionReuses(in: log) == 1, "\(log)")
+        #expect(try Data(contentsOf: first) == deployment.file)
+        #expect(try Data(contentsOf: second) == deployment.file)
+    }
+
+    /// SIGTERM and SIGINT shut each program down gracefully: it exits with status 0, not by
+    /// the signal, within the 5 s `stop` allows, with a session open between client and server.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func everyProgramExitsWithStatusZeroOn(signal: Int32) throws {
+        let deployment = try Deployment()
+        let port = try deployment.startServer()
+        let client = try deployment.startClient(serverPort: port)
+        for program in [client, deployment.servers[0], deployment.dummy!] {
+            program.stop(signal: signal)
+            #expect(program.exitedCleanly, "\(program.name) on signal \(signal): \(program.process.terminationReason == .exit ? "exit" : "signal") \(program.process.terminationStatus)\n\(program.output)")
+        }
     }
 
     @Test func requestThroughAPeerWorksAndStopsWithinTenSecondsOfClientExit() throws {
@@ -99,7 +122,7 @@ struct ProgramsEndToEndTests {
 
         client.stop()
         let started = Date()
-        let gone = eventually(seconds: 10) { (try? curl([deployment.url(portB)]))?.status == 500 }
+        let gone = waitUntil(seconds: 10) { (try? curl([deployment.url(portB)]))?.status == 500 }
         #expect(gone, "still routed \(Date().timeIntervalSince(started)) s after the client exited")
         let refused = try curl([deployment.url(portB)])
         #expect(String(decoding: refused.body, as: UTF8.self).hasSuffix("failed to find Session for client foo"))
@@ -135,15 +158,20 @@ struct ProgramsEndToEndTests {
         let idle = server.settledFileDescriptorCount
         let client = try deployment.startClient(serverPort: port)
 
+        let partial = FileManager.default.temporaryDirectory.appendingPathComponent("partial-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: partial) }
         let download = Process()
         download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        download.arguments = ["-s", "--limit-rate", "8M", "-o", "/dev/null", deployment.url(port)]
+        download.arguments = ["-s", "--limit-rate", "8M", "-o", partial.path, deployment.url(port)]
         try download.run()
-        usleep(1_000_000)
+        defer { if download.isRunning { download.terminate() } }
+        // Mid-download: the first MiB has arrived (the whole file takes 8 s at this rate).
+        let receiving = waitUntil { ((try? FileManager.default.attributesOfItem(atPath: partial.path)[.size] as? Int) ?? 0) >= 1 << 20 }
+        try #require(receiving, "the download never got going")
         client.kill9()
         download.waitUntilExit()
         #expect(download.terminationStatus != 0, "curl must see the transfer cut short")
-        #expect(eventually { server.fileDescriptorCount == idle }, "server fds \(server.fileDescriptorCount), idle \(idle)")
+        #expect(waitUntil(seconds: 10) { server.fileDescriptorCount == idle }, "server fds \(server.fileDescriptorCount), idle \(idle)")
         #expect(server.isRunning)
     }
 
@@ -156,7 +184,7 @@ struct ProgramsEndToEndTests {
             let status = upgradeAndDrop(port: port, clientID: "churn\(index % 7)", abort: index % 2 == 0)
             #expect(status == "HTTP/1.1 101 Switching Protocols")
         }
-        #expect(eventually { deployment.servers[0].fileDescriptorCount == idle })
+        #expect(waitUntil(seconds: 10) { deployment.servers[0].fileDescriptorCount == idle })
         try deployment.startClient(serverPort: port)
         let download = try curl([deployment.url(port)])
         #expect(download.status == 200 && download.body == deployment.file)

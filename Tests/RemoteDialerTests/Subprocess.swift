@@ -4,6 +4,11 @@ import Glibc
 
 /// A program of this package run as a child process for end-to-end tests; its output goes to a
 /// log file that failing tests print. Stopped (SIGTERM, then SIGKILL) by `stop()` or on deinit.
+struct ProgramNotBuilt: Error, CustomStringConvertible {
+    let program: String
+    var description: String { "\(program) not built: run `swift build` first" }
+}
+
 final class Subprocess {
     let process = Process()
     let log: URL
@@ -11,7 +16,7 @@ final class Subprocess {
 
     init(_ program: String, _ arguments: [String], directory: URL? = nil) throws {
         name = program
-        let executable = Self.locate(program)
+        let executable = try Self.locate(program)
         process.executableURL = executable
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
@@ -24,14 +29,14 @@ final class Subprocess {
     }
 
     /// Executables sit beside the test bundle in `.build/<config>/`.
-    static func locate(_ program: String) -> URL {
+    static func locate(_ program: String) throws(ProgramNotBuilt) -> URL {
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<5 {
             let candidate = directory.appendingPathComponent(program)
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
             directory = directory.deletingLastPathComponent()
         }
-        fatalError("\(program) not built: run `swift build` first")
+        throw ProgramNotBuilt(program: program)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -55,22 +60,29 @@ final class Subprocess {
         return previous
     }
 
+    /// The port in the first output line containing `marker` directly followed by digits.
+    func port(after marker: String) -> UInt16? {
+        guard let range = output.range(of: marker) else { return nil }
+        return UInt16(output[range.upperBound...].prefix { $0.isNumber })
+    }
+
     func kill9() {
         if process.isRunning { kill(pid, SIGKILL) }
         process.waitUntilExit()
     }
 
-    /// SIGTERM and the exit status (SIGKILL after 5 s).
+    /// Sends `signal` (SIGTERM unless told) and returns the exit status (SIGKILL after 5 s).
     @discardableResult
-    func stop() -> Int32 {
+    func stop(signal: Int32 = SIGTERM) -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
-        kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
+        kill(pid, signal)
+        if !waitUntil(seconds: 5, { !process.isRunning }) { kill(pid, SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
     }
+
+    /// Ended by exiting with status 0 (not by a signal).
+    var exitedCleanly: Bool { !process.isRunning && process.terminationReason == .exit && process.terminationStatus == 0 }
 
     deinit {
         if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
@@ -79,16 +91,6 @@ final class Subprocess {
 }
 
 
-/// Polls until `condition` holds or `seconds` pass.
-@discardableResult
-func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(50_000)
-    }
-    return condition()
-}
 
 struct CurlResult {
     var status: Int
@@ -110,6 +112,25 @@ func curl(_ arguments: [String], timeout: Double = 60) throws -> CurlResult {
     let body = (try? Data(contentsOf: bodyFile)) ?? Data()
     try? FileManager.default.removeItem(at: bodyFile)
     return CurlResult(status: Int(status) ?? 0, body: body, exitCode: process.terminationStatus)
+}
+
+/// curl's stdout and stderr together (response heads with -D -, connection reuse with -v).
+func transcript(_ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-s", "--max-time", "30"] + arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return text
+}
+
+/// How many times curl -v said it reused a connection ("Re-using", or "Reusing" in newer curl).
+func connectionReuses(in log: String) -> Int {
+    log.components(separatedBy: "Re-using existing connection").count - 1 + log.components(separatedBy: "Reusing existing connection").count - 1
 }
 
 func canConnect(port: UInt16) -> Bool {

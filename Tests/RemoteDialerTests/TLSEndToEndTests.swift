@@ -25,7 +25,7 @@ struct TLSEndToEndTests {
                                                "-upstream-ca", Self.file("ca.pem")])
         // Without the CA the client refuses the server, and says why.
         let untrusting = try Subprocess("remotedialer-client", ["-connect", "wss://localhost:\(port)/connect", "-id", "foo"])
-        #expect(eventually { untrusting.output.contains("certificate verify failed: unable to get local issuer certificate") }, "\(untrusting.output)")
+        #expect(waitUntil(seconds: 10) { untrusting.output.contains("certificate verify failed: unable to get local issuer certificate") }, "\(untrusting.output)")
         untrusting.stop()
 
         try deployment.startClient(serverPort: port, ["-connect", "wss://localhost:\(port)/connect", "-ca", Self.file("ca.pem")],
@@ -43,7 +43,7 @@ struct TLSEndToEndTests {
         target.standardError = FileHandle.nullDevice
         try target.run()
         defer { kill(target.processIdentifier, SIGKILL); target.waitUntilExit() }
-        #expect(eventually { canConnect(port: targetPort) })
+        #expect(waitUntil(seconds: 10) { canConnect(port: targetPort) })
         let page = try curl(["--cacert", Self.file("ca.pem"), "https://127.0.0.1:\(port)/client/foo/https/localhost:\(targetPort)/"])
         #expect(page.status == 200)
         #expect(String(decoding: page.body, as: UTF8.self).contains("s_server"), "\(String(decoding: page.body.prefix(300), as: UTF8.self))")

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Reactor
 
@@ -78,5 +79,139 @@ public enum TestPattern {
             sent += count
         }
         return sent
+    }
+}
+
+/// Polls `condition` until it holds or `seconds` pass; false on timeout. For waiting on a state
+/// another thread or process reaches (never a fixed sleep standing in for it). Polls every
+/// millisecond at first, backing off to every 50 ms.
+public func waitUntil(seconds: Double = 30, _ condition: () -> Bool) -> Bool {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    let deadline = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 + seconds
+    var pause: UInt32 = 1_000
+    while !condition() {
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        if Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 > deadline { return false }
+        usleep(pause)
+        pause = min(pause * 2, 50_000)
+    }
+    return true
+}
+
+/// A value handed once from one thread (usually a loop's) to a waiting test thread; later
+/// values are ignored.
+public final class OneShot<Value>: @unchecked Sendable {  // `lock` guards `stored`; the semaphore orders set before wait
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let lock = PThreadLock()
+    private var stored: Value?
+
+    public init() {}
+
+    public func set(_ value: Value) {
+        lock.withLock {
+            guard stored == nil else { return }
+            stored = value
+            semaphore.signal()
+        }
+    }
+
+    /// Waits up to `seconds`; nil on timeout.
+    public func wait(seconds: Double = 60) -> Value? {
+        guard semaphore.wait(timeout: .now() + seconds) == .success else { return nil }
+        semaphore.signal()  // a second wait sees the value too
+        return lock.withLock { stored }
+    }
+}
+
+/// A pthread mutex (Foundation-free; clean under ThreadSanitizer, unlike `Mutex`).
+public final class PThreadLock: @unchecked Sendable {  // the mutex itself is the synchronisation
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
+        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+        return m
+    }()
+    public init() {}
+    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// A small deterministic generator (xorshift64), so a random test can be replayed from its seed.
+public struct Xorshift: RandomNumberGenerator {
+    public private(set) var state: UInt64
+
+    public init(seed: UInt64) { state = seed | 1 }  // zero is xorshift's fixed point
+
+    /// Seeded from the environment's TEST_SEED if set, else at random; the seed is printed with
+    /// the test's name so a failure can be replayed with `TEST_SEED=<seed> swift test --filter <test>`.
+    public static func logged(_ test: String = #function) -> Xorshift {
+        var seed = UInt64.random(in: 1...UInt64.max)
+        if let text = getenv("TEST_SEED"), let given = UInt64(String(cString: text)) { seed = given }
+        print("\(test): random seed \(seed) (replay: TEST_SEED=\(seed))")
+        return Xorshift(seed: seed)
+    }
+
+    public mutating func next() -> UInt64 {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return state
+    }
+
+    /// A number in `0..<bound` (0 when `bound` is not positive).
+    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(1, bound))) }
+}
+
+/// Sends all of `bytes` on a blocking socket; false if the connection failed.
+public func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { return false }
+        offset += n
+    }
+    return true
+}
+
+/// Reads a blocking socket until the peer closes it; nil if that takes more than `seconds`
+/// (or the connection fails).
+public func readToEnd(_ fd: Int32, seconds: Int = 10) -> [UInt8]? {
+    var limit = timeval(tv_sec: seconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 64 << 10)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n == 0 { return received }
+        if n < 0 { return nil }
+        received += buffer[..<n]
+    }
+}
+
+/// Sends `request` on a new loopback connection and returns everything received until the
+/// server closes it; nil if it cannot connect or does not close within `seconds`.
+public func rawExchange(port: UInt16, _ request: String, seconds: Int = 10) -> [UInt8]? {
+    guard let fd = connectLoopback(port: port) else { return nil }
+    defer { close(fd) }
+    guard sendAll(fd, Array(request.utf8)) else { return nil }
+    return readToEnd(fd, seconds: seconds)
+}
+
+/// Splits an HTTP message at the end of its head: the head's text (up to and including the
+/// blank line) and every byte after it; nil if there is no complete head.
+public func splitHead(_ bytes: some Collection<UInt8>) -> (head: String, rest: [UInt8])? {
+    let bytes = Array(bytes)
+    guard bytes.count >= 4, let end = (0...(bytes.count - 4)).first(where: { bytes[$0..<($0 + 4)].elementsEqual([13, 10, 13, 10]) }) else { return nil }
+    return (String(decoding: bytes[..<(end + 4)], as: UTF8.self), Array(bytes[(end + 4)...]))
+}
+
+/// Closes `stream` unless the returned task is cancelled within `seconds`: a read loop that
+/// would wait forever then ends, and the test's checks on what arrived fail.
+public func closeAtDeadline(_ stream: AsyncByteStream, seconds: Int = 60) -> Task<Void, any Error> {
+    Task {
+        try await Task.sleep(for: .seconds(seconds))
+        stream.close()
     }
 }

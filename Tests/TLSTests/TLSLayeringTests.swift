@@ -15,13 +15,14 @@ final class TLSLayeringTests: TLSLoopFixture {
             try! TLSStream(wrapping: outer, context: context, role: .server).start(handler: EchoHandler())
         }
         let client = try clientContext()
-        let outcome = Box<Result<Int, any Error>>()
+        let outcome = OneShot<Result<Int, any Error>>()
         connect(port: port) { connection in
             let outer = try! TLSStream(wrapping: connection!, context: client, role: .client, serverName: "localhost")
             let inner = try! TLSStream(wrapping: outer, context: client, role: .client, serverName: "localhost")
             inner.start(handler: EchoVerifier(total: 4 << 20) { outcome.set($0) })
         }
-        guard case .success(let count)? = outcome.wait(60) else { Issue.record("\(String(describing: outcome.value))"); return }
+        let result = try #require(outcome.wait(seconds: 60), "no echo result within 60 s")
+        guard case .success(let count) = result else { Issue.record("\(result)"); return }
         #expect(count == 4 << 20)
     }
 
@@ -35,7 +36,7 @@ final class TLSLayeringTests: TLSLoopFixture {
             })
         }
         let client = try clientContext()
-        let outcome = Box<Result<Int, any Error>>()
+        let outcome = OneShot<Result<Int, any Error>>()
         connect(port: port) { connection in
             let connection = connection!
             connection.start(handler: Collector { _, _ in })
@@ -43,7 +44,8 @@ final class TLSLayeringTests: TLSLoopFixture {
             let stream = try! TLSStream(wrapping: connection, context: client, role: .client, serverName: "localhost")
             stream.start(handler: EchoVerifier(total: 1 << 20) { outcome.set($0) })
         }
-        guard case .success(let count)? = outcome.wait(60) else { Issue.record("\(String(describing: outcome.value))"); return }
+        let result = try #require(outcome.wait(seconds: 60), "no echo result within 60 s")
+        guard case .success(let count) = result else { Issue.record("\(result)"); return }
         #expect(count == 1 << 20)
     }
 }

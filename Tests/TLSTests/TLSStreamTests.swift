@@ -44,7 +44,7 @@ final class TLSStreamTests: TLSLoopFixture {
     @Test func aClientWithoutAServerNameRefusesToSkipTheHostnameCheck() throws {
         let (port, _) = try startEchoServer()
         let client = try clientContext()
-        let refusal = Box<String>()
+        let refusal = OneShot<String>()
         connect(port: port) { connection in
             do {
                 _ = try TLSStream(wrapping: connection!, context: client, role: .client)
@@ -54,7 +54,7 @@ final class TLSStreamTests: TLSLoopFixture {
             }
             connection!.close()
         }
-        #expect(refusal.wait(10) == "no server name to verify the certificate against (set serverName, or insecureSkipVerify for labs)")
+        #expect(refusal.wait(seconds: 10) == "no server name to verify the certificate against (set serverName, or insecureSkipVerify for labs)")
     }
 
     @Test func anIPAddressIsVerifiedAgainstTheCertificateAddresses() throws {
@@ -80,7 +80,7 @@ final class TLSStreamTests: TLSLoopFixture {
             total += count
         }
         close(fd)
-        #expect(serverErrors.wait(10) == "TLS handshake: http request")  // OpenSSL recognises a plain HTTP request
+        #expect(serverErrors.wait(seconds: 10) == "TLS handshake: http request")  // OpenSSL recognises a plain HTTP request
         #expect(total < 100, "at most an alert comes back")
         let result = echo(port: port, context: try clientContext(), serverName: "localhost", total: 1 << 20)
         guard case .success? = result else { Issue.record("server broken after garbage: \(String(describing: result))"); return }
@@ -90,12 +90,12 @@ final class TLSStreamTests: TLSLoopFixture {
     /// answer the server sends after hearing EOF, once.
     @Test func shutdownWriteIsAHalfCloseAndEOFComesOnce() throws {
         let context = try serverContext
-        let eofCount = Box<Int>()
+        let eofCount = OneShot<Int>()
         let port = try listen { connection in
             try! TLSStream(wrapping: connection, context: context, role: .server).start(handler: AnswerAfterEOF { eofCount.set($0) })
         }
-        let outcome = Box<(String, (any Error)?)>()
-        let writeAfterShutdown = Box<Bool>()
+        let outcome = OneShot<(String, (any Error)?)>()
+        let writeAfterShutdown = OneShot<Bool>()
         let client = try clientContext()
         connect(port: port) { connection in
             let stream = try! TLSStream(wrapping: connection!, context: client, role: .client, serverName: "localhost")
@@ -105,13 +105,12 @@ final class TLSStreamTests: TLSLoopFixture {
                 writeAfterShutdown.set(stream.write(Array("too late".utf8)))
             })
         }
-        let (text, error) = try #require(outcome.wait(10))
-        #expect(writeAfterShutdown.value == false)
+        let (text, error) = try #require(outcome.wait(seconds: 10))
+        #expect(writeAfterShutdown.wait(seconds: 10) == false)
         #expect(text == "answer to question")
         #expect(error == nil)
-        #expect(eofCount.wait(1) == 1)
-        usleep(100_000)
-        #expect(eofCount.value == 1, "EOF delivered more than once")
+        // Counted when the server's stream closed: no EOF can come after that.
+        #expect(eofCount.wait(seconds: 10) == 1, "EOF not delivered exactly once")
     }
 
     /// A reader that pauses stops decryption and, through TCP, the writer: the plaintext held for
@@ -124,33 +123,36 @@ final class TLSStreamTests: TLSLoopFixture {
             try! TLSStream(wrapping: connection, context: context, role: .server, maxBufferedPlaintext: 256 << 10).start(handler: reader)
         }
         let client = try clientContext()
-        let writer = Box<EchoVerifier>()
+        let writer = OneShot<(EchoVerifier, any ByteStream)>()
         connect(port: port) { connection in
             let stream = try! TLSStream(wrapping: connection!, context: client, role: .client, serverName: "localhost")
-            writer.set(EchoVerifier(total: total) { _ in })
-            stream.start(handler: writer.value!)
+            let verifier = EchoVerifier(total: total) { _ in }
+            stream.start(handler: verifier)
+            writer.set((verifier, stream))
         }
-        #expect(reader.paused.wait(10) != nil)
-        usleep(1_000_000)
-        let (sent, held) = loop.runBlocking { (writer.value!.sent, reader.maxHeld) }
+        let (verifier, stream) = try #require(writer.wait(seconds: 10))
+        #expect(reader.paused.wait(seconds: 10) != nil)
+        // The writer is held back once the kernel buffers and its queue are full.
+        #expect(waitUntil { loop.runBlocking { verifier.sent > 0 && !stream.isWritable } }, "the writer was never held back")
+        let (sent, held) = loop.runBlocking { (verifier.sent, reader.maxHeld) }
         #expect(sent < total / 2, "the writer went on: \(sent) bytes")
         #expect(held <= 256 << 10, "plaintext held: \(held)")
         loop.execute { reader.resume() }
-        #expect(reader.done.wait(60) == true)
+        #expect(reader.done.wait(seconds: 60) == true)
     }
 
     /// Small writes in one loop pass become one record, not one record each.
     @Test func smallWritesInOneLoopPassAreGatheredIntoOneRecord() throws {
         let (port, _) = try startEchoServer()
         let client = try clientContext()
-        let ready = Box<(CountingStream, any ByteStream)>()
-        let echoed = Box<(String, (any Error)?)>()
+        let ready = OneShot<(CountingStream, any ByteStream)>()
+        let echoed = OneShot<(String, (any Error)?)>()
         connect(port: port) { connection in
             let counting = CountingStream(wrapping: connection!)
             let stream = try! TLSStream(wrapping: counting, context: client, role: .client, serverName: "localhost")
             stream.start(handler: ReadyNotifier(Collector { echoed.set(($0, $1)) }) { ready.set((counting, $0)) })
         }
-        let (counting, stream) = try #require(ready.wait(10))
+        let (counting, stream) = try #require(ready.wait(seconds: 10))
         let message = "0123456789abcdef"
         let before = loop.runBlocking {
             let before = counting.bytesWritten
@@ -160,7 +162,7 @@ final class TLSStreamTests: TLSLoopFixture {
         let written = loop.runBlocking { counting.bytesWritten } - before
         #expect(written > 16_000 && written <= 16_000 + 2 * 22, "ciphertext for 1000 writes of 16 bytes: \(written)")
         loop.runBlocking { stream.shutdownWrite() }
-        let (text, _) = try #require(echoed.wait(10))
+        let (text, _) = try #require(echoed.wait(seconds: 10))
         #expect(text == String(repeating: message, count: 1000))
     }
 
@@ -168,8 +170,8 @@ final class TLSStreamTests: TLSLoopFixture {
     @Test func writesAndCloseBeforeTheHandshakeAreKept() throws {
         let (port, _) = try startEchoServer()
         let client = try clientContext()
-        let outcome = Box<(String, (any Error)?)>()
-        let writableBeforeHandshake = Box<Bool>()
+        let outcome = OneShot<(String, (any Error)?)>()
+        let writableBeforeHandshake = OneShot<Bool>()
         connect(port: port) { connection in
             let stream = try! TLSStream(wrapping: connection!, context: client, role: .client, serverName: "localhost")
             stream.start(handler: Collector { outcome.set(($0, $1)) })
@@ -177,8 +179,8 @@ final class TLSStreamTests: TLSLoopFixture {
             stream.write(Array("early bytes".utf8))
             stream.shutdownWrite()
         }
-        let (text, error) = try #require(outcome.wait(10))
-        #expect(writableBeforeHandshake.value == false)
+        let (text, error) = try #require(outcome.wait(seconds: 10))
+        #expect(writableBeforeHandshake.wait(seconds: 10) == false)
         #expect(text == "early bytes")
         #expect(error == nil)
     }
@@ -188,6 +190,7 @@ final class TLSStreamTests: TLSLoopFixture {
 final class AnswerAfterEOF: StreamHandler {
     var text = ""
     var eofs = 0
+    /// Called when the stream closes, with how many EOFs it delivered.
     let reportEOFs: (Int) -> Void
     init(reportEOFs: @escaping (Int) -> Void) { self.reportEOFs = reportEOFs }
     func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
@@ -196,11 +199,10 @@ final class AnswerAfterEOF: StreamHandler {
     }
     func streamDidReadEOF(_ stream: any ByteStream) {
         eofs += 1
-        reportEOFs(eofs)
         stream.write(Array("answer to \(text)".utf8))
         stream.closeAfterFlush()
     }
-    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {}
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { reportEOFs(eofs) }
 }
 
 /// Leaves the first bytes in the ring and pauses; after `resume()` reads and checks everything.
@@ -211,8 +213,8 @@ final class PausingReader: StreamHandler, @unchecked Sendable {  // used on the 
     var maxHeld = 0
     var draining = false
     weak var stream: (any ByteStream)?
-    let paused = Box<Bool>()
-    let done = Box<Bool>()
+    let paused = OneShot<Bool>()
+    let done = OneShot<Bool>()
     init(total: Int) { self.total = total }
 
     func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
@@ -220,7 +222,7 @@ final class PausingReader: StreamHandler, @unchecked Sendable {  // used on the 
         guard draining else {
             self.stream = stream
             stream.pauseReading()
-            if paused.value == nil { paused.set(true) }
+            paused.set(true)
             return
         }
         buffer.withReadableRegions { a, b in

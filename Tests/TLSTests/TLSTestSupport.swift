@@ -43,13 +43,6 @@ final class EchoVerifier: StreamHandler {
     }
 }
 
-final class Box<Value>: @unchecked Sendable {  // written before the semaphore signals, read after
-    var value: Value?
-    let ready = DispatchSemaphore(value: 0)
-    func set(_ value: Value) { self.value = value; ready.signal() }
-    func wait(_ seconds: Double = 60) -> Value? { ready.wait(timeout: .now() + seconds) == .success ? value : nil }
-}
-
 /// Gathers everything until the stream closes; reports the text and the close error.
 final class Collector: StreamHandler {
     var text = ""
@@ -105,9 +98,9 @@ class TLSLoopFixture {
     }
 
     /// A TLS echo server; returns its port and the first error one of its connections ended with.
-    func startEchoServer(certificate: String? = nil) throws -> (UInt16, Box<String>) {
+    func startEchoServer(certificate: String? = nil) throws -> (UInt16, OneShot<String>) {
         let context = try TLSContext(.server(certificateChainFile: certificate ?? certificates.serverCertificate, privateKeyFile: certificates.serverKey))
-        let serverErrors = Box<String>()
+        let serverErrors = OneShot<String>()
         let port = try listen { connection in
             let stream = try! TLSStream(wrapping: connection, context: context, role: .server)
             stream.start(handler: ErrorReporting(EchoHandler()) { error in serverErrors.set("\(error)") })
@@ -134,7 +127,7 @@ class TLSLoopFixture {
 
     /// Connects with TLS and runs an echo of `total` bytes through it.
     func echo(port: UInt16, context: TLSContext, serverName: String, total: Int) -> Result<Int, any Error>? {
-        let outcome = Box<Result<Int, any Error>>()
+        let outcome = OneShot<Result<Int, any Error>>()
         connect(port: port) { connection in
             guard let connection else { return outcome.set(.failure(TLSError("connect failed"))) }
             do {
@@ -146,7 +139,7 @@ class TLSLoopFixture {
                 outcome.set(.failure(error))
             }
         }
-        return outcome.wait(120)
+        return outcome.wait(seconds: 120)
     }
 }
 
@@ -159,6 +152,7 @@ final class OpenSSLProcess: @unchecked Sendable {  // output is guarded by `lock
     private let output = Pipe()
     private let lock = NSLock()
     private var collected = Data()
+    private var ended = false
 
     init(_ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
@@ -170,6 +164,7 @@ final class OpenSSLProcess: @unchecked Sendable {  // output is guarded by `lock
             let data = handle.availableData
             lock.lock()
             collected.append(data)
+            if data.isEmpty { ended = true }  // end of file: the process closed its output
             lock.unlock()
         }
         try process.run()
@@ -181,17 +176,18 @@ final class OpenSSLProcess: @unchecked Sendable {  // output is guarded by `lock
         return String(decoding: collected, as: UTF8.self)
     }
 
+    /// The process closed its output (it exited): everything it wrote is in `text`.
+    var outputEnded: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return ended
+    }
+
     func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
 
     /// Waits until the output contains `needle` or the process ends (true if it was seen).
     func waitForOutput(containing needle: String, seconds: Double = 20) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if text.contains(needle) { return true }
-            if !process.isRunning { usleep(100_000); return text.contains(needle) }
-            usleep(20_000)
-        }
-        return false
+        waitUntil(seconds: seconds) { text.contains(needle) || outputEnded } && text.contains(needle)
     }
 
     func stop() {

@@ -13,6 +13,8 @@ struct AsyncTunnelConnectionTests {
             AsyncByteStream(try! fixture.serverSession.dial(proto: "tcp", address: fixture.echoAddress))
         }
         let payload = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 9)) }
+        let deadline = closeAtDeadline(stream)
+        defer { deadline.cancel() }
         async let sent: Void = stream.write(payload)
         var echoed: [UInt8] = []
         for try await chunk in stream.inbound {
@@ -24,27 +26,32 @@ struct AsyncTunnelConnectionTests {
         stream.close()
     }
 
-    @Test func aReaderThatStopsConsumingMakesTheRemoteGetPause() async throws {
-        let total = 16 << 20
+    /// Nobody iterates `inbound` at first: the façade pauses the connection, its buffer passes
+    /// the threshold, Pause goes out and the sender stops with only what was in flight; then
+    /// the whole transfer, twice the hard cap, arrives intact.
+    @Test func aReaderThatStopsConsumingStopsTheSenderUntilItReadsAgain() async throws {
+        let total = 64 << 20
+        let options = TunnelOptions()
         let fixture = try TunnelFixture(sourceBytes: total)
         defer { fixture.shutdown() }
         let (stream, connection) = fixture.serverLoop.runBlocking {
             let connection = try! fixture.serverSession.dial(proto: "tcp", address: fixture.sourceAddress)
             return (AsyncByteStream(connection), connection)
         }
-        // Nobody reads for a while: the façade pauses the connection, its buffer passes the
-        // threshold, and Pause goes out.
-        try await Task.sleep(for: .milliseconds(500))
-        let paused = fixture.serverLoop.runBlocking { connection.statistics.pausesSent }
-        #expect(paused > 0)
+        #expect(fixture.waitUntilSenderHonoursPause(connection), "the sender never went quiet after Pause")
+        let stalled = fixture.serverLoop.runBlocking { (open: connection.isOpen, statistics: connection.statistics) }
+        try #require(stalled.open, "the connection ended while nobody read")
+        #expect(stalled.statistics.pausesSent == 1)
+        #expect(stalled.statistics.maxBufferedInbound <= options.pauseThreshold + options.maxDataPayload + StallingReader.inFlightBound,
+                "\(stalled.statistics.maxBufferedInbound) bytes buffered with the reader stalled")
+        let deadline = closeAtDeadline(stream)
+        defer { deadline.cancel() }
         var received = 0
         var intact = true
         for try await chunk in stream.inbound {
-            for (index, byte) in chunk.enumerated() where byte != UInt8((received + index) % 251) { intact = false }
+            for (index, byte) in chunk.enumerated() where byte != TestPattern.byte(at: received + index) { intact = false }
             received += chunk.count
         }
         #expect(received == total && intact)
-        let buffered = fixture.serverLoop.runBlocking { connection.statistics.maxBufferedInbound }
-        #expect(buffered < TunnelOptions().maxBufferedInbound)
     }
 }

@@ -3,7 +3,7 @@ import Glibc
 import HTTP
 import Reactor
 @_exported import TestSupport
-import Tunnel
+@testable import Tunnel
 import WebSocket
 
 /// A server-role session and a client-role session joined by a real WebSocket over loopback
@@ -27,6 +27,7 @@ final class TunnelFixture: @unchecked Sendable {  // fields are set before the s
         serverLoop = group.next()
         clientLoop = group.next()
         let serverReady = DispatchSemaphore(value: 0)
+        let clientReady = OneShot<Result<Void, FixtureError>>()
         let port = try serverLoop.runBlocking { [self] () throws(SocketError) -> UInt16 in
             httpServer = HTTPServer(loop: serverLoop) { [self] exchange in
                 switch WebSocketHandshake.validate(request: exchange.head) {
@@ -53,17 +54,39 @@ final class TunnelFixture: @unchecked Sendable {  // fields are set before the s
             echoAddress = "127.0.0.1:\(echo.address.port)"
             sourceAddress = "127.0.0.1:\(source.address.port)"
             clientLoop.connect(to: SocketAddress(ipLiteral: "127.0.0.1", port: port)!) { [self] result in
-                guard case .success(let connection) = result else { fatalError("connect: \(result)") }
+                guard case .success(let connection) = result else { return clientReady.set(.failure(FixtureError("connect: \(result)"))) }
                 WebSocketClient.handshake(stream: connection, host: "127.0.0.1:\(port)", path: "/connect",
                                           headers: [("X-Tunnel-ID", "test")]) { [self] result in
-                    guard case .success(let socket) = result else { fatalError("handshake: \(result)") }
+                    guard case .success(let socket) = result else { return clientReady.set(.failure(FixtureError("handshake: \(result)"))) }
                     clientSession = TunnelSession(transport: WebSocketTransport(socket: socket), role: .client, clientKey: "test",
                                                   options: clientOptions, connectAuthorizer: connectAuthorizer)
                     clientSession.start()
+                    clientReady.set(.success(()))
                 }
             }
         }
-        serverReady.wait()
+        do {
+            try (clientReady.wait(seconds: 10) ?? .failure(FixtureError("the client session did not start within 10 s"))).get()
+            guard serverReady.wait(timeout: .now() + 10) == .success else { throw FixtureError("the server session did not start within 10 s") }
+        } catch {
+            group.shutdown()
+            throw error
+        }
+    }
+
+    /// Waits until the client's end of `connection` (server-dialled) has stopped sending because
+    /// of our Pause and everything it sent before has arrived here, or until `connection` ended.
+    /// False on timeout.
+    func waitUntilSenderHonoursPause(_ connection: TunnelConnection, seconds: Double = 30) -> Bool {
+        waitUntil(seconds: seconds) {
+            let (open, received) = serverLoop.runBlocking { (connection.isOpen, connection.statistics.bytesReceived) }
+            guard open else { return true }
+            let sender = clientLoop.runBlocking { [self] in
+                clientSession.connections[connection.id].map { ($0.remotePaused, $0.statistics.bytesSent) }
+            }
+            guard let (paused, sent) = sender else { return false }
+            return paused && sent == received
+        }
     }
 
     func shutdown() {
@@ -73,6 +96,12 @@ final class TunnelFixture: @unchecked Sendable {  // fields are set before the s
     }
 }
 
+
+/// Why a fixture could not be set up.
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
 
 /// Sends `total` bytes of pattern `i % 251` as fast as the socket takes them, then closes.
 final class SourceHandler: StreamHandler {
@@ -90,14 +119,3 @@ final class SourceHandler: StreamHandler {
     func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) { if isWritable { pump(stream) } }
     func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {}
 }
-
-/// Waits on a test thread for a loop to report.
-final class Signal<Value>: @unchecked Sendable {  // value written before signal(), read after wait()
-    private let semaphore = DispatchSemaphore(value: 0)
-    private(set) var value: Value?
-    func fulfil(_ value: Value) { self.value = value; semaphore.signal() }
-    func wait(seconds: Double = 60) -> Value? {
-        semaphore.wait(timeout: .now() + seconds) == .success ? value : nil
-    }
-}
-

@@ -194,7 +194,7 @@ struct FrameParserTests {
     }
 
     @Test func maskingWordAtATimeMatchesBytewiseAtEveryOffset() {
-        var random = SystemRandomNumberGenerator()
+        var random = Xorshift.logged()
         let data = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &random) }
         let key: UInt32 = 0xA1B2C3D4
         let keyBytes: [UInt8] = [0xA1, 0xB2, 0xC3, 0xD4]
@@ -209,32 +209,71 @@ struct FrameParserTests {
         }
     }
 
-    /// Deterministic fuzzing: random and mutated frames at random cuts never crash, and memory
-    /// is the ring's (bounded) alone.
-    @Test func randomInputNeverCrashes() {
-        var random = Xorshift(seed: 0xC0FFEE)
-        func next() -> UInt64 { random.next() }
+    /// Fuzzing: random and mutated frames at random cuts leave at most a partial header or a
+    /// partial control frame (125 bytes) unconsumed after each parse, and the events form
+    /// well-shaped messages within the size limit until the first error.
+    @Test func randomInputKeepsTheRingBoundedAndEventsWellFormed() {
+        var random = Xorshift.logged()
         let seeds = Self.valid.map(\.1).filter { $0.count < 2000 }
         for round in 0..<20_000 {
-            var input = round % 4 == 0 ? (0..<Int(next() % 300)).map { _ in UInt8(truncatingIfNeeded: next()) } : seeds[round % seeds.count]
-            for _ in 0..<Int(next() % 6) where !input.isEmpty { input[Int(next() % UInt64(input.count))] = UInt8(truncatingIfNeeded: next()) }
-            var pieces: [[UInt8]] = []
+            var input = round % 4 == 0 ? (0..<random.below(300)).map { _ in UInt8(truncatingIfNeeded: random.next()) } : seeds[round % seeds.count]
+            for _ in 0..<random.below(6) where !input.isEmpty { input[random.below(input.count)] = UInt8(truncatingIfNeeded: random.next()) }
+            var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4 << 20)
+            var parser = FrameParser(role: round % 2 == 0 ? .server : .client, maxMessageSize: 4096)
+            var grammar = EventGrammar(maxMessageSize: 4096)
             var offset = 0
-            while offset < input.count {
-                let count = 1 + Int(next() % 40)
-                pieces.append(Array(input[offset..<min(input.count, offset + count)]))
+            feeding: while offset < input.count {
+                let count = min(input.count - offset, 1 + random.below(40))
+                _ = ring.append(input[offset..<(offset + count)])
                 offset += count
+                do throws(WebSocketError) {
+                    try parser.parse(&ring) { grammar.accept($0); return true }
+                } catch {
+                    break feeding
+                }
+                if ring.readableBytes > 125 {
+                    Issue.record("round \(round): \(ring.readableBytes) bytes left unconsumed")
+                    break feeding
+                }
             }
-            _ = parse(pieces, role: round % 2 == 0 ? .server : .client, maxMessageSize: 4096)
+            if let violation = grammar.violation { Issue.record("round \(round): \(violation)") }
+            #expect(grammar.payloadBytes <= input.count)
         }
     }
 }
 
-/// A small deterministic generator, so failures replay.
-struct Xorshift {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+/// Checks that parser events form messages: begin, pieces, end, with control frames anywhere,
+/// never a piece outside a message, no message above the limit, no control payload above 125.
+struct EventGrammar {
+    let maxMessageSize: Int
+    /// Bytes of the message being delivered; nil outside a message.
+    private var messageSize: Int?
+    private(set) var payloadBytes = 0
+    private(set) var violation: String?
+
+    init(maxMessageSize: Int) { self.maxMessageSize = maxMessageSize }
+
+    mutating func accept(_ event: FrameEvent) {
+        guard violation == nil else { return }
+        switch event {
+        case .messageBegin(let opcode):
+            if messageSize != nil { violation = "begin inside a message" }
+            if opcode != .text && opcode != .binary { violation = "message begins with \(opcode)" }
+            messageSize = 0
+        case .messagePiece(let piece):
+            guard let size = messageSize else { violation = "piece outside a message"; return }
+            messageSize = size + piece.count
+            payloadBytes += piece.count
+            if size + piece.count > maxMessageSize { violation = "message over \(maxMessageSize) bytes" }
+        case .messageEnd:
+            if messageSize == nil { violation = "end outside a message" }
+            messageSize = nil
+        case .control(let opcode, let payload):
+            payloadBytes += payload.count
+            if !opcode.isControl { violation = "control event for \(opcode)" }
+            if payload.count > 125 { violation = "control payload of \(payload.count) bytes" }
+        }
+    }
 }
 
 struct UTF8ValidatorTests {

@@ -1,5 +1,6 @@
 import Reactor
 import Testing
+import TestSupport
 @testable import WebSocket
 
 /// A stream that keeps what is written to it, for looking at frames as they leave.

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import WebSocket
 
 struct MaskingTests {
@@ -12,7 +13,7 @@ struct MaskingTests {
     /// Every length through two 32-byte blocks plus the 8-byte and single-byte tails, at every
     /// key phase, in place and while copying.
     @Test func applyAndCopyMatchBytewiseForEveryLengthAndPhase() {
-        var random = SystemRandomNumberGenerator()
+        var random = Xorshift.logged()
         for length in 0...100 {
             let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
             for offset in 0..<8 {

@@ -3,6 +3,7 @@ import Glibc
 import HTTP
 import Reactor
 import Testing
+import TestSupport
 import WebSocket
 
 /// Collects whole messages (joining their pieces) and echoes them if asked.
@@ -117,8 +118,12 @@ struct PythonInteropTests {
         client.standardOutput = output
         client.standardError = output
         try client.run()
+        // Killed if it has not finished within 60 s (its output then ends and the test fails).
+        let watchdog = DispatchWorkItem { if client.isRunning { client.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         client.waitUntilExit()
+        watchdog.cancel()
         #expect(client.terminationStatus == 0, "\(text)")
         #expect(text.contains("OK"))
         #expect(handler.closed.wait(timeout: .now() + 10) == .success)
@@ -135,19 +140,19 @@ struct PythonInteropTests {
             let server = HTTPServer(loop: loop) { $0.respond(.unauthorized, body: "failed authentication") }
             return try server.listen(on: SocketAddress("127.0.0.1:0")).port
         }
-        let outcome = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var failure: String?
+        let failure = OneShot<String>()
         loop.execute {
             loop.connect(to: SocketAddress(ipLiteral: "127.0.0.1", port: port)!) { result in
-                guard case .success(let connection) = result else { _ = outcome.signal(); return }
+                guard case .success(let connection) = result else { return failure.set("connect: \(result)") }
                 WebSocketClient.handshake(stream: connection, host: "x", path: "/connect", headers: []) { result in
-                    if case .failure(let error) = result { failure = "\(error)" }
-                    outcome.signal()
+                    switch result {
+                    case .failure(let error): failure.set("\(error)")
+                    case .success: failure.set("the handshake succeeded")
+                    }
                 }
             }
         }
-        outcome.wait()
-        #expect(failure == "websocket: bad handshake: status 401: failed authentication")
+        #expect(failure.wait(seconds: 10) == "websocket: bad handshake: status 401: failed authentication")
     }
 }
 

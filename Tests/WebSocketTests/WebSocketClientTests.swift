@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import Reactor
 import Testing
+import TestSupport
 @testable import WebSocket
 
 /// A blocking loopback listener the test thread answers handshakes on by hand.
@@ -37,9 +38,8 @@ final class RawServer {
 }
 
 /// Outcome of one client handshake, and the messages its socket then received.
-final class ClientRun: @unchecked Sendable {  // written on the loop before `done` signals, read after
-    var result: Result<WebSocketConnection, any Error>?
-    let done = DispatchSemaphore(value: 0)
+final class ClientRun: Sendable {
+    let result = OneShot<Result<WebSocketConnection, any Error>>()
     let collector = MessageCollector(echo: false)
 }
 
@@ -58,12 +58,11 @@ struct WebSocketClientTests {
         let loop = self.loop
         loop.execute {
             loop.connect(to: SocketAddress(ipLiteral: "127.0.0.1", port: port)!) { connected in
-                guard case .success(let connection) = connected else { run.result = .failure(WebSocketClientError.timeout); _ = run.done.signal(); return }
+                guard case .success(let connection) = connected else { return run.result.set(.failure(WebSocketClientError.timeout)) }
                 WebSocketClient.handshake(stream: connection, host: "tunnel.example:\(port)", path: "/connect", headers: headers,
                                           timeout: timeout) { result in
-                    run.result = result
                     if case .success(let socket) = result { socket.start(handler: run.collector) }
-                    run.done.signal()
+                    run.result.set(result)
                 }
             }
         }
@@ -71,8 +70,7 @@ struct WebSocketClientTests {
     }
 
     func wait(_ run: ClientRun) throws -> Result<WebSocketConnection, any Error> {
-        try #require(run.done.wait(timeout: .now() + 10) == .success)
-        return try #require(run.result)
+        try #require(run.result.wait(seconds: 10), "the handshake never finished")
     }
 
     static func key(in head: String) -> String? {
@@ -112,7 +110,7 @@ struct WebSocketClientTests {
         let (peer, _) = try server.accept()
         peer.send(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".utf8))
         guard case .failure(let error) = try wait(run), case WebSocketClientError.badAcceptValue = error else {
-            Issue.record("expected badAcceptValue, got \(String(describing: run.result))")
+            Issue.record("expected badAcceptValue, got \(String(describing: run.result.wait(seconds: 0)))")
             return
         }
         #expect(peer.readsEOF())
@@ -126,7 +124,7 @@ struct WebSocketClientTests {
         peer.send(Array("HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\nno tunnel for you\n".utf8))
         shutdown(peer.fd, Int32(SHUT_WR))
         guard case .failure(let error) = try wait(run), case WebSocketClientError.unexpectedStatus(403, "no tunnel for you") = error else {
-            Issue.record("got \(String(describing: run.result))")
+            Issue.record("got \(String(describing: run.result.wait(seconds: 0)))")
             return
         }
     }
@@ -138,7 +136,7 @@ struct WebSocketClientTests {
         let run = handshake(port: server.port, timeout: .milliseconds(200))
         let (peer, _) = try server.accept()
         guard case .failure(let error) = try wait(run), case WebSocketClientError.timeout = error else {
-            Issue.record("got \(String(describing: run.result))")
+            Issue.record("got \(String(describing: run.result.wait(seconds: 0)))")
             return
         }
         #expect(MonotonicClock.now() - start >= 150_000_000)
@@ -153,7 +151,7 @@ struct WebSocketClientTests {
         peer.send(Array("HTTP/1.1 101 Switching".utf8))
         shutdown(peer.fd, Int32(SHUT_RDWR))
         guard case .failure(let error) = try wait(run), case WebSocketClientError.closed = error else {
-            Issue.record("got \(String(describing: run.result))")
+            Issue.record("got \(String(describing: run.result.wait(seconds: 0)))")
             return
         }
     }
