@@ -62,7 +62,7 @@ struct HostileInputTests {
         #expect(upgrade.answerUntilClosed()?.hasPrefix("HTTP/1.1 408 ") == true, "a half-sent upgrade was kept")
         let elapsed = Date().timeIntervalSince(start)
         #expect(elapsed >= 0.9 && elapsed < 4, "closed after \(elapsed) s with a 1 s head timeout")
-        #expect(eventually(seconds: 3) { server.fileDescriptorCount <= idleFDs }, "fds \(server.fileDescriptorCount) vs idle \(idleFDs)")
+        #expect(waitUntil(seconds: 3) { server.fileDescriptorCount <= idleFDs }, "fds \(server.fileDescriptorCount) vs idle \(idleFDs)")
     }
 
     /// Item 2: a kept-alive connection idle past its timeout is closed; so is a request whose
@@ -96,14 +96,14 @@ struct HostileInputTests {
         for socket in requesters {
             socket.send("GET /client/foo/http/127.0.0.1:\(hole.port)/x?timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n")
         }
-        #expect(eventually { hole.accepted == 50 }, "the target saw \(hole.accepted) of 50 connections")
+        #expect(waitUntil(seconds: 10) { hole.accepted == 50 }, "the target saw \(hole.accepted) of 50 connections")
         let hungUp = Date()
         for socket in requesters { shutdown(socket.fd, Int32(SHUT_RDWR)) }
-        #expect(eventually(seconds: 5) { hole.ended == 50 }, "the target saw \(hole.ended) of 50 ends")
+        #expect(waitUntil(seconds: 5) { hole.ended == 50 }, "the target saw \(hole.ended) of 50 ends")
         let targetEnded = Date().timeIntervalSince(hungUp)
         #expect(targetEnded < 1.5, "tunnelled connections ended \(targetEnded) s after the hang-up")
-        #expect(eventually(seconds: 2) { server.fileDescriptorCount <= idleServer }, "server fds \(server.fileDescriptorCount) vs \(idleServer)")
-        #expect(eventually(seconds: 2) { client.fileDescriptorCount <= idleClient }, "client fds \(client.fileDescriptorCount) vs \(idleClient)")
+        #expect(waitUntil(seconds: 2) { server.fileDescriptorCount <= idleServer }, "server fds \(server.fileDescriptorCount) vs \(idleServer)")
+        #expect(waitUntil(seconds: 2) { client.fileDescriptorCount <= idleClient }, "client fds \(client.fileDescriptorCount) vs \(idleClient)")
     }
 
     /// Item 3: `?timeout=` is a whole number of seconds and never more than the server allows.
@@ -138,7 +138,7 @@ struct HostileInputTests {
         })
         #expect(sent, "the server cut the session before the flood ended")
         // Let the server read and answer what is in flight.
-        #expect(eventually { server.output.contains("mallory") })
+        #expect(waitUntil(seconds: 10) { server.output.contains("mallory") })
         usleep(500_000)
         let growth = server.peakResidentBytes - before
         #expect(growth < 24 << 20, "peak RSS grew by \(growth >> 20) MiB")
@@ -195,7 +195,7 @@ struct HostileInputTests {
         let server = deployment.servers[0]
         let idle = server.settledFileDescriptorCount
         var holders = try (0..<8).map { _ in try #require(RawSocket(port: port)) }
-        #expect(eventually { server.fileDescriptorCount >= idle + 8 })
+        #expect(waitUntil(seconds: 10) { server.fileDescriptorCount >= idle + 8 })
         let refused = try curl(["http://127.0.0.1:\(port)/healthz"], timeout: 1)
         #expect(refused.exitCode == 28, "served beyond the cap: status \(refused.status), curl exit \(refused.exitCode)")
         holders.removeFirst(4)
@@ -241,7 +241,7 @@ struct HostileInputTests {
         var batch: [UInt8] = []
         for _ in 0..<8192 { batch += ping }
         for _ in 0..<16 where hog.socket.send(batch) {}
-        #expect(eventually { server.output.contains("closing session hog/") }, "\(server.output.suffix(1000))")
+        #expect(waitUntil(seconds: 10) { server.output.contains("closing session hog/") }, "\(server.output.suffix(1000))")
         #expect(!server.output.contains("closing session bystander/"))
     }
 
@@ -271,7 +271,7 @@ struct HostileInputTests {
             }
         }
         #expect(server.isRunning, "server died (seed \(seed)): \(server.output.suffix(2000))")
-        #expect(eventually(seconds: 5) { server.fileDescriptorCount <= idle }, "fds \(server.fileDescriptorCount) vs idle \(idle) (seed \(seed))")
+        #expect(waitUntil(seconds: 5) { server.fileDescriptorCount <= idle }, "fds \(server.fileDescriptorCount) vs idle \(idle) (seed \(seed))")
         let download = try curl([deployment.url(port)])
         #expect(download.status == 200 && download.body == deployment.file)
     }
