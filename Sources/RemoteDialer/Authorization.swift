@@ -1,31 +1,51 @@
 import HTTP
+import Reactor
 
-/// What an application authorizer decides about a tunnel upgrade request (PROTOCOL.md §1):
-/// an error answers 400 with its text, not authorized answers 401 "failed authentication".
-public struct Authorization: Sendable {
-    public var clientKey: String
-    public var authorized: Bool
-    public var error: String?
+/// What an authorizer sees of a tunnel upgrade: the request head and the connection it came on
+/// (as Go's Authorizer sees the whole `*http.Request`, TLS state and remote address included).
+public struct TunnelUpgradeRequest: Sendable {
+    public let head: HTTPRequestHead
+    public let remoteAddress: SocketAddress?
 
-    public init(clientKey: String, authorized: Bool, error: String? = nil) {
-        self.clientKey = clientKey
-        self.authorized = authorized
-        self.error = error
+    public init(head: HTTPRequestHead, remoteAddress: SocketAddress?) {
+        self.head = head
+        self.remoteAddress = remoteAddress
     }
 }
 
-public typealias Authorizer = @Sendable (HTTPRequestHead) -> Authorization
+/// An authorizer's answer about one upgrade.
+public enum AuthorizationDecision: Sendable, Equatable {
+    /// Admit the session under this client key.
+    case accept(clientKey: String)
+    /// Answer with this status and body (PROTOCOL.md §1: 400 with the error text, 401 when
+    /// not authorized).
+    case refuse(status: HTTPStatus, body: String)
+
+    public static let unauthorized = AuthorizationDecision.refuse(status: .unauthorized, body: "failed authentication")
+}
+
+/// Decides about one upgrade by calling `decide` exactly once, now or later, from any thread
+/// (e.g. after asking an identity service). The upgrade waits for it, bounded by the server's
+/// head timeout; a requester that leaves meanwhile is simply gone when the answer comes.
+public typealias Authorizer = @Sendable (_ request: TunnelUpgradeRequest, _ decide: @escaping @Sendable (AuthorizationDecision) -> Void) -> Void
+
+/// Builds an `Authorizer` from a function that answers at once.
+public func synchronousAuthorizer(_ decide: @escaping @Sendable (TunnelUpgradeRequest) -> AuthorizationDecision) -> Authorizer {
+    { request, answer in answer(decide(request)) }
+}
 
 public enum TunnelHeaders {
     /// The bundled client's key header.
     public static let clientID = "X-Tunnel-ID"
-    /// Peer servers' id and token headers.
+    /// Peer servers' id and token headers; the token header also carries a client's token.
     public static let peerID = "X-API-Tunnel-ID"
     public static let peerToken = "X-API-Tunnel-Token"
+    public static let clientToken = "X-API-Tunnel-Token"
 
-    /// The bundled server's authorizer: the key is `X-Tunnel-ID`, authorized iff non-empty.
-    public static let clientIDAuthorizer: Authorizer = { head in
-        let key = head.headers[clientID] ?? ""
-        return Authorization(clientKey: key, authorized: !key.isEmpty)
+    /// The Go demo's authorizer: the key is `X-Tunnel-ID`, admitted iff non-empty. Anyone can
+    /// register as any client id with it.
+    public static let clientIDAuthorizer: Authorizer = synchronousAuthorizer { request in
+        let key = request.head.headers[clientID] ?? ""
+        return key.isEmpty ? .unauthorized : .accept(clientKey: key)
     }
 }

@@ -65,28 +65,40 @@ public final class RemoteDialerServer {
 
     // MARK: The connect path
 
-    /// Serves a tunnel upgrade request: peer headers, else the application authorizer.
+    /// Serves a tunnel upgrade request: peer headers, else the application authorizer, whose
+    /// answer may come later (the requester's head timeout bounds the wait).
     public func handleConnect(_ exchange: HTTPServerExchange) {
         loop.assertInLoop()
         guard !closing else { return exchange.respond(.serviceUnavailable, body: "server shutting down") }
         let head = exchange.head
-        var clientKey: String
-        var peer = false
-        if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken],
-           !id.isEmpty, !token.isEmpty, let expected = peerTokens[id], Secret.equals(token, expected) {
-            clientKey = id
-            peer = true
-        } else {
-            let decision = authorizer(head)
-            if let error = decision.error { return exchange.respond(.badRequest, body: error) }
-            guard decision.authorized else { return exchange.respond(.unauthorized, body: "failed authentication") }
-            clientKey = decision.clientKey
-        }
         let response: HTTPResponseHead
         switch WebSocketHandshake.validate(request: head) {
         case .failure(let refusal): return exchange.respond(refusal.status, body: refusal.body)
         case .success(let accepted): response = accepted
         }
+        if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken],
+           !id.isEmpty, !token.isEmpty, let expected = peerTokens[id], Secret.equals(token, expected) {
+            return admit(exchange, response: response, clientKey: id, peer: true)
+        }
+        let request = TunnelUpgradeRequest(head: head, remoteAddress: exchange.remoteAddress)
+        let pending = LoopBound((server: self, exchange: exchange), loop: loop)
+        let loop = self.loop
+        authorizer(request) { decision in
+            let resume = { @Sendable in
+                let (server, exchange) = pending.value
+                // Timed out or hung up while the authorizer thought: nobody to answer.
+                guard !exchange.ended else { return }
+                switch decision {
+                case .refuse(let status, let body): exchange.respond(status, body: body)
+                case .accept(let clientKey): server.admit(exchange, response: response, clientKey: clientKey, peer: false)
+                }
+            }
+            if loop.inEventLoop { resume() } else { loop.execute(resume) }
+        }
+    }
+
+    private func admit(_ exchange: HTTPServerExchange, response: HTTPResponseHead, clientKey: String, peer: Bool) {
+        guard !closing else { return exchange.respond(.serviceUnavailable, body: "server shutting down") }
         guard sessions.sessionCount(clientKey: clientKey, peer: peer) < options.maxSessionsPerClient else {
             return exchange.respond(HTTPStatus(429), body: "too many sessions for client \(clientKey) (limit \(options.maxSessionsPerClient))\n")
         }
@@ -143,6 +155,16 @@ public final class RemoteDialerServer {
     }
 
     public func hasSession(clientKey: String) -> Bool { sessions.hasSession(clientKey: clientKey) }
+
+    /// Closes the client sessions (not peers) whose key `revoked` picks, e.g. after a token was
+    /// removed from the server's list; their connections end with "tunnel disconnect".
+    public func closeClientSessions(where revoked: (String) -> Bool) {
+        loop.assertInLoop()
+        for session in sessions.clients.values.joined() where revoked(session.clientKey) {
+            logger.info("closing session \(session.clientKey)/\(session.sessionKey): credential revoked")
+            session.close(error: TunnelError.sessionClosed)
+        }
+    }
     public func listClients() -> [String] { sessions.clientKeys }
 
     // MARK: Peers

@@ -21,7 +21,7 @@ struct DummyCommand: ParsableCommand {
         try loop.run {
             let bound = try http.listen(on: address)
             print("serving \(String(cString: getcwd(nil, 0))) on \(bound)")
-            fflush(stdout)  // a pipe is block-buffered: tests read the bound port from this line
+            fflush(nil)  // stdout to a pipe is block-buffered: tests read the bound port from this line
             _ = try loop.watchSignals(signals) { _ in
                 http.close()
                 loop.stop()

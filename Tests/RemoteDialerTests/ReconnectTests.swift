@@ -30,7 +30,9 @@ struct ReconnectTests {
         options.initialBackoff = .milliseconds(100)
         options.maxBackoff = .milliseconds(400)
         let (server, http, client) = try loop.runBlocking { () throws -> (RemoteDialerServer, HTTPServer, RemoteDialerClient) in
-            let server = RemoteDialerServer(loop: loop) { _ in Authorization(clientKey: "foo", authorized: attempts.record()) }
+            let server = RemoteDialerServer(loop: loop, authorizer: synchronousAuthorizer { _ in
+                attempts.record() ? .accept(clientKey: "foo") : .unauthorized
+            })
             let http = HTTPServer(loop: loop) { server.handleConnect($0) }
             let port = try http.listen(on: SocketAddress("127.0.0.1:0")).port
             let client = RemoteDialerClient(loop: loop, url: try WebSocketURL("ws://127.0.0.1:\(port)/connect"),
