@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Logging
 
 extension NameSpecification {
@@ -17,4 +18,25 @@ public func bootstrapLogging(debug: Bool) {
         handler.logLevel = level
         return handler
     }
+}
+
+/// An environment variable (for secrets that must not show in `ps`).
+public func environmentVariable(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
+}
+
+/// A whole (small) text file, e.g. a credentials file.
+public func readTextFile(_ path: String) throws -> String {
+    guard let file = fopen(path, "r") else { throw ValidationError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = fread(&chunk, 1, chunk.count, file)
+        if count > 0 { bytes += chunk[..<count] }
+        if count < chunk.count { break }
+        guard bytes.count <= 64 << 20 else { throw ValidationError("\(path) is larger than 64 MiB") }
+    }
+    guard ferror(file) == 0 else { throw ValidationError("cannot read \(path)") }
+    return String(decoding: bytes, as: UTF8.self)
 }

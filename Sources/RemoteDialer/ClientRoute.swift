@@ -13,6 +13,8 @@ public struct ClientRoute {
                                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]
 
     let server: RemoteDialerServer
+    /// Who may use the route (default: requesters on loopback only).
+    public let access: ProxyAccess
 
     /// "host:port" or "[v6]:port" without the port, for SNI and verification.
     static func hostName(_ host: String) -> String {
@@ -21,7 +23,10 @@ public struct ClientRoute {
         return String(host[..<colon])
     }
 
-    public init(server: RemoteDialerServer) { self.server = server }
+    public init(server: RemoteDialerServer, access: ProxyAccess = ProxyAccess()) {
+        self.server = server
+        self.access = access
+    }
 
     public func handle(_ exchange: HTTPServerExchange) {
         let parts = exchange.head.path.dropFirst(Self.prefix.count).split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
@@ -29,6 +34,11 @@ public struct ClientRoute {
             return exchange.respond(.notFound, body: "404 page not found\n")
         }
         let clientKey = String(parts[0]), scheme = String(parts[1]), host = String(parts[2])
+        let consumedAuthorization: Bool
+        switch access.decide(head: exchange.head, remoteAddress: exchange.remoteAddress, clientKey: clientKey) {
+        case .refused(let status, let headers, let body): return exchange.respond(status, headers: headers, body: body)
+        case .allowed(let consumed): consumedAuthorization = consumed
+        }
         let path = parts.count > 3 ? String(parts[3]) : ""
         let url = "\(scheme)://\(host)/\(path)"
         let method = exchange.head.method
@@ -63,6 +73,8 @@ public struct ClientRoute {
         var request = HTTPRequestHead(method: method, target: "/" + path)
         request.headers.add(name: "Host", value: host)
         for field in exchange.head.headers where !Self.hopByHop.contains(field.name.lowercased()) && field.name.lowercased() != "expect" {
+            // Our credential is for us, never for the target.
+            if consumedAuthorization && field.name.lowercased() == "authorization" { continue }
             request.headers.add(name: field.name, value: field.value)
         }
         if exchange.head.headers.containsToken("chunked", in: "Transfer-Encoding") {

@@ -25,6 +25,12 @@ struct ClientCommand: ParsableCommand {
     @Option(name: .goStyle("allow"),
             help: "Comma-separated proto/address patterns the server may dial (* wildcards), e.g. tcp/127.0.0.1:*; default: everything")
     var allow: String?
+    @Option(name: .goStyle("token"), help: "Client token sent as X-API-Tunnel-Token (prefer the REMOTEDIALER_TOKEN environment variable: flags show in ps)")
+    var token: String?
+    @Option(name: .goStyle("cert"), help: "Client certificate chain (PEM) for a server that asks for one (mTLS)")
+    var cert: String?
+    @Option(name: .goStyle("key"), help: "Private key (PEM) of -cert")
+    var key: String?
 
     func run() throws {
         bootstrapLogging(debug: debug)
@@ -33,6 +39,9 @@ struct ClientCommand: ParsableCommand {
         var tlsConfiguration = TLSConfiguration.client()
         tlsConfiguration.caFile = ca
         tlsConfiguration.insecureSkipVerify = insecure
+        if (cert == nil) != (key == nil) { throw ValidationError("-cert and -key go together") }
+        tlsConfiguration.certificateChainFile = cert
+        tlsConfiguration.privateKeyFile = key
         if insecure { logger.warning("-insecure: the server's certificate is NOT verified") }
         let tls = try TLSContext(tlsConfiguration)
         let allowList = try allow.map { try AllowList($0) }
@@ -43,7 +52,11 @@ struct ClientCommand: ParsableCommand {
         var options = ClientOptions()
         options.tunnel.traceMessages = debug
         options.tls = tls
-        let client = RemoteDialerClient(loop: loop, url: url, headers: [(TunnelHeaders.clientID, id)], options: options,
+        var headers = [(TunnelHeaders.clientID, id)]
+        if let token = token ?? environmentVariable("REMOTEDIALER_TOKEN"), !token.isEmpty {
+            headers.append((TunnelHeaders.clientToken, token))
+        }
+        let client = RemoteDialerClient(loop: loop, url: url, headers: headers, options: options,
                                         connectAuthorizer: { proto, address in
             let allowed = allowList?.allows(proto: proto, address: address) ?? true
             if !allowed { logger.warning("refused connect to \(proto)/\(address): not in -allow") }

@@ -35,6 +35,16 @@ struct ServerCommand: ParsableCommand {
     @Option(name: .goStyle("upstream-ca"), help: "CA file to verify https targets of /client/... (default: system roots)")
     var upstreamCA: String?
 
+    // Who may do what (README: "Running it for real").
+    @Option(name: .goStyle("client-tokens"), help: "File of 'ID TOKEN' or 'ID sha256:HEX' lines: clients must send X-API-Tunnel-Token (reloaded on SIGHUP)")
+    var clientTokens: String?
+    @Option(name: .goStyle("proxy-tokens"), help: "File of 'NAME TOKEN CLIENT-PATTERNS' lines: /client/... needs Authorization: Bearer TOKEN (reloaded on SIGHUP)")
+    var proxyTokens: String?
+    @Option(name: .goStyle("proxy-allow-from"), help: "Without -proxy-tokens: address ranges that may use /client/... (0.0.0.0/0,::/0 is the Go demo's open route)")
+    var proxyAllowFrom = "127.0.0.1/32,::1/128"
+    @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
+    var metricsAllowFrom: String?
+
     // Limits and timeouts (README: "Limits and timeouts").
     @Option(name: .goStyle("head-timeout"), help: "Time to receive a request head (and answer an upgrade); then 408")
     var headTimeout = FlagDuration(argument: "10s")!
@@ -76,7 +86,7 @@ struct ServerCommand: ParsableCommand {
         let peerList = try PeerSpec.parse(peers)
 
         // Signals become loop events: block them before any thread starts.
-        let signals = SignalSource.block([SIGINT, SIGTERM])
+        let signals = SignalSource.block([SIGINT, SIGTERM, SIGHUP])
         let loop = try EventLoop(name: "server")
         var options = ServerOptions()
         options.tunnel.traceMessages = debug
@@ -96,13 +106,18 @@ struct ServerCommand: ParsableCommand {
         var listenOptions = ListenOptions()
         listenOptions.connection.writeQueueLimit = maxWriteQueue.bytes
         if let maxConnections, maxConnections < 1 { throw ValidationError("-max-connections must be positive") }
-        let server = RemoteDialerServer(loop: loop, options: options)
-        let clientRoute = ClientRoute(server: server)
+        let credentials = try clientTokens.map { ClientCredentials(tokens: try Self.credentials($0, needsRest: false)) }
+        if credentials == nil { logger.warning("clients are not authenticated: anyone can register as any client id (use -client-tokens)") }
+        let access = ProxyAccess(users: try proxyTokens.map { try Self.credentials($0, needsRest: true) }, allowFrom: try AddressRanges(proxyAllowFrom))
+        let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }
+        let server = RemoteDialerServer(loop: loop, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
+        let clientRoute = ClientRoute(server: server, access: access)
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
         router.add("/healthz") { $0.respond(.ok, body: "ok\n") }
         router.add("/metrics") { exchange in
+            if let metricsAllowed, !metricsAllowed.contains(exchange.remoteAddress) { return exchange.respond(.forbidden, body: "forbidden\n") }
             var bytes: [UInt8] = []
             registry.emit(into: &bytes)
             exchange.respond(.ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: String(decoding: bytes, as: UTF8.self))
@@ -121,11 +136,42 @@ struct ServerCommand: ParsableCommand {
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
             for peer in peerList { try server.addPeer(id: peer.id, token: peer.token, url: peer.url) }
             _ = try loop.watchSignals(signals) { signal in
+                if signal == SIGHUP {
+                    return reload(credentials: credentials, access: access, server: server, logger: logger)
+                }
                 logger.info("signal \(signal): shutting down")
                 http.close()
                 server.shutdown()
                 // Let the Error EOF and Close frames flush.
                 loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
+            }
+        }
+    }
+}
+
+extension ServerCommand {
+    static func credentials(_ path: String, needsRest: Bool) throws -> CredentialsFile {
+        try CredentialsFile(parsing: readTextFile(path), file: path, needsRest: needsRest)
+    }
+
+    /// SIGHUP: re-reads the credential files. A file that fails to parse is reported and the
+    /// old list stays in force; a client whose token was removed loses its sessions.
+    func reload(credentials: ClientCredentials?, access: ProxyAccess, server: RemoteDialerServer, logger: Logger) {
+        if let credentials, let path = clientTokens {
+            do {
+                let removed = credentials.replace(with: try Self.credentials(path, needsRest: false))
+                server.closeClientSessions { !credentials.isListed($0) }
+                logger.info("reloaded \(path)\(removed.isEmpty ? "" : "; revoked \(removed.sorted().joined(separator: ", "))")")
+            } catch {
+                logger.error("keeping the previous client tokens: \(error)")
+            }
+        }
+        if let path = proxyTokens {
+            do {
+                access.replaceUsers(with: try Self.credentials(path, needsRest: true))
+                logger.info("reloaded \(path)")
+            } catch {
+                logger.error("keeping the previous proxy tokens: \(error)")
             }
         }
     }

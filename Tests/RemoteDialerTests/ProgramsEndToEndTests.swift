@@ -40,14 +40,16 @@ final class Deployment {
     /// Starts a client and waits until the server routes to it.
     @discardableResult
     /// `extra` may override `-connect`; `viaTLS` is the CA to check an HTTPS server with.
+    /// `environment` is the client's (e.g. REMOTEDIALER_TOKEN); `probe` adds curl arguments to
+    /// the reachability probe (e.g. a proxy credential).
     func startClient(serverPort: UInt16, id: String = "foo", _ extra: [String] = [], waitOn checkPort: UInt16? = nil,
-                     viaTLS caFile: String? = nil) throws -> Subprocess {
+                     viaTLS caFile: String? = nil, environment: [String: String] = [:], probe extraProbe: [String] = []) throws -> Subprocess {
         let connect = extra.contains("-connect") ? [] : ["-connect", "ws://127.0.0.1:\(serverPort)/connect"]
-        let client = try Subprocess("remotedialer-client", connect + ["-id", id] + extra)
+        let client = try Subprocess("remotedialer-client", connect + ["-id", id] + extra, environment: environment)
         clients.append(client)
         let port = checkPort ?? serverPort
         let routed = waitUntil(seconds: 10) {
-            let probe = caFile.map { ["--cacert", $0] } ?? []
+            let probe = (caFile.map { ["--cacert", $0] } ?? []) + extraProbe
             return (try? curl(probe + [url(port, client: id, scheme: caFile == nil ? "http" : "https"), "-r", "0-0"]))?.status == 206
         }
         try #require(routed, "client \(id) never reachable: \(client.output)")

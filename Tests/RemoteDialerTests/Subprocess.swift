@@ -14,12 +14,13 @@ final class Subprocess {
     let log: URL
     let name: String
 
-    init(_ program: String, _ arguments: [String], directory: URL? = nil) throws {
+    init(_ program: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:]) throws {
         name = program
         let executable = try Self.locate(program)
         process.executableURL = executable
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         log = FileManager.default.temporaryDirectory.appendingPathComponent("\(program)-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)

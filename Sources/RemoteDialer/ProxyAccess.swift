@@ -1,0 +1,92 @@
+import HTTP
+import Reactor
+import Tunnel
+
+/// Who may use the `/client/{id}/...` route. With proxy users (`-proxy-tokens`), a request
+/// carries `Authorization: Bearer TOKEN` (or Basic with the token as password) and may reach
+/// only the client ids its user's patterns name; without users, only requesters from the
+/// allowed address ranges get in. Replaceable while running (SIGHUP).
+public final class ProxyAccess: @unchecked Sendable {  // mutable state behind `lock`
+    public enum Decision {
+        /// Allowed; `consumedAuthorization` says the Authorization header was our credential
+        /// and must not be forwarded to the target.
+        case allowed(consumedAuthorization: Bool)
+        case refused(status: HTTPStatus, headers: HTTPHeaders, body: String)
+    }
+
+    private let lock = Lock()
+    private var users: CredentialsFile?
+    private var allowFrom: AddressRanges
+
+    /// `users` nil: address ranges only (default: loopback).
+    public init(users: CredentialsFile? = nil, allowFrom: AddressRanges = .loopback) {
+        self.users = users
+        self.allowFrom = allowFrom
+    }
+
+    public func replaceUsers(with new: CredentialsFile) { lock.withLock { users = new } }
+
+    public func decide(head: HTTPRequestHead, remoteAddress: SocketAddress?, clientKey: String) -> Decision {
+        let (users, allowFrom) = lock.withLock { (self.users, self.allowFrom) }
+        guard let users else {
+            return allowFrom.contains(remoteAddress)
+                ? .allowed(consumedAuthorization: false)
+                : .refused(status: .forbidden, headers: HTTPHeaders(), body: "forbidden: \(remoteAddress.map { $0.host } ?? "this address") may not use /client/\n")
+        }
+        guard let token = Self.token(from: head.headers["Authorization"]) else {
+            return .refused(status: .unauthorized, headers: ["WWW-Authenticate": "Bearer realm=\"remotedialer\""],
+                            body: "unauthorized: send Authorization: Bearer TOKEN\n")
+        }
+        guard let user = users.entry(withToken: token) else {
+            return .refused(status: .unauthorized, headers: ["WWW-Authenticate": "Bearer realm=\"remotedialer\", error=\"invalid_token\""],
+                            body: "unauthorized: unknown token\n")
+        }
+        let patterns = user.rest.split(separator: ",").map { Array($0.utf8)[...] }
+        guard patterns.contains(where: { AllowList.matches($0, Array(clientKey.utf8)[...]) }) else {
+            return .refused(status: .forbidden, headers: HTTPHeaders(), body: "forbidden: \(user.name) may not reach client \(clientKey)\n")
+        }
+        return .allowed(consumedAuthorization: true)
+    }
+
+    /// `Bearer TOKEN`, or `Basic base64(anything:TOKEN)`.
+    static func token(from header: String?) -> String? {
+        guard let header else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        switch parts[0].lowercased() {
+        case "bearer": return String(parts[1]).trimmingSpaces()
+        case "basic":
+            guard let decoded = Base64.decode(String(parts[1]).trimmingSpaces()),
+                  let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+            return String(decoding: decoded[(colon + 1)...], as: UTF8.self)
+        default: return nil
+        }
+    }
+}
+
+/// Standard base64 (RFC 4648 §4) decoding, padding optional; nil on any other character.
+enum Base64 {
+    static func decode(_ text: String) -> [UInt8]? {
+        var output: [UInt8] = []
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in text.utf8 where byte != UInt8(ascii: "=") {
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = byte - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "+"): value = 62
+            case UInt8(ascii: "/"): value = 63
+            default: return nil
+            }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        return output
+    }
+}
