@@ -162,15 +162,8 @@ final class BlackHole {
     private let shared = Shared()
 
     init() {
-        let listenFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) } }
-        Glibc.listen(listenFD, 1024)
-        port = UInt16(bigEndian: address.sin_port)
+        let (listenFD, port) = listenOnLoopback()
+        self.port = port
         let shared = self.shared
         Thread { Self.serve(listenFD, shared) }.start()
     }
@@ -213,6 +206,19 @@ final class BlackHole {
     }
 }
 
+/// A listening socket on 127.0.0.1 with a port the kernel picked.
+func listenOnLoopback() -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    Glibc.listen(fd, 1024)
+    return (fd, UInt16(bigEndian: address.sin_port))
+}
+
 extension Subprocess {
     /// Peak resident memory (VmHWM) in bytes, from /proc.
     var peakResidentBytes: Int { procStatus("VmHWM") }
@@ -228,4 +234,33 @@ extension Subprocess {
 
 extension Array where Element == UInt8 {
     func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
+}
+
+/// An HTTP target that answers every request with its own request head as the body, so a test
+/// sees exactly what reached the target through the tunnel. Stops on deinit.
+final class HeadEchoServer {
+    let port: UInt16
+    private let listenFD: Int32
+
+    init() {
+        (listenFD, port) = listenOnLoopback()
+        let fd = listenFD
+        Thread {
+            while true {
+                let connection = accept(fd, nil, nil)
+                guard connection >= 0 else { return }  // the listener was shut down
+                var head: [UInt8] = []
+                var byte: UInt8 = 0
+                while !head.ends(with: [13, 10, 13, 10]) && recv(connection, &byte, 1, 0) == 1 { head.append(byte) }
+                let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: \(head.count)\r\nConnection: close\r\n\r\n".utf8) + head
+                _ = answer.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                Glibc.close(connection)
+            }
+        }.start()
+    }
+
+    deinit {
+        shutdown(listenFD, Int32(SHUT_RDWR))  // wakes the blocked accept
+        Glibc.close(listenFD)
+    }
 }
