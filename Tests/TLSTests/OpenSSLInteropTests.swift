@@ -77,6 +77,15 @@ final class OpenSSLInteropTests: TLSLoopFixture {
         #expect(seen.subjectCommonName == "tunnel-client-foo" && seen.dnsNames == ["foo.clients.test", "foo.internal"])
     }
 
+    /// A client verified once can resume its session (OpenSSL refuses to without a session id context).
+    @Test func openSSLClientWithACertificateResumesItsSession() throws {
+        let server = try startMutualTLSEchoServer(clientCAFile: certificates.clientCAFile)
+        let client = try OpenSSLProcess(["s_client", "-connect", "127.0.0.1:\(server.port)", "-CAfile", certificates.caFile, "-servername", "localhost",
+                                         "-cert", certificates.client.certificate, "-key", certificates.client.key, "-tls1_2", "-reconnect"])
+        defer { client.stop() }
+        #expect(client.waitForOutput(containing: "Reused, TLSv1.2"), "\(client.text)")
+    }
+
     /// The alert a client hears depends on the version: TLS 1.3 has one for this (RFC 8446 §4.4.2.4).
     @Test(arguments: [("-tls1_3", "tlsv13 alert certificate required"), ("-tls1_2", "sslv3 alert handshake failure")])
     func openSSLClientWithoutACertificateIsRefused(version: String, alert: String) throws {
