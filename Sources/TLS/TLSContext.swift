@@ -54,7 +54,7 @@ public final class TLSContext: @unchecked Sendable {  // immutable after init; S
             // The names a server's CertificateRequest lists, so a client can pick its certificate.
             guard let names = SSL_load_client_CA_file(clientCAFile) else { throw TLSEngine.lastError("reading CA names from \(clientCAFile)") }
             SSL_CTX_set_client_CA_list(context, names)  // the context owns them now
-            // OpenSSL refuses to resume a session whose client was verified without one.
+            // Once clients are verified, OpenSSL refuses to resume sessions without a session id context.
             let sessionContext = Array("remotedialer-mtls".utf8)
             _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
         }
