@@ -61,3 +61,35 @@ void ctls_pop_error(char *buffer, size_t length) {
 }
 
 void ctls_clear_errors(void) { ERR_clear_error(); }
+
+int ctls_set1_verify_store(SSL *ssl, X509_STORE *store) { return (int)SSL_set1_verify_cert_store(ssl, store); }
+
+unsigned char *ctls_x509_common_name(X509 *certificate, int *length) {
+    X509_NAME *subject = X509_get_subject_name(certificate);
+    int index = -1, last = -1;
+    while ((index = X509_NAME_get_index_by_NID(subject, NID_commonName, index)) >= 0) last = index;
+    if (last < 0) return NULL;
+    unsigned char *utf8 = NULL;
+    *length = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last)));
+    return *length < 0 ? NULL : utf8;
+}
+
+void ctls_free(void *pointer) { OPENSSL_free(pointer); }
+
+GENERAL_NAMES *ctls_x509_subject_alt_names(X509 *certificate) {
+    return X509_get_ext_d2i(certificate, NID_subject_alt_name, NULL, NULL);
+}
+
+int ctls_general_names_count(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
+
+int ctls_general_name(const GENERAL_NAMES *names, int index, const unsigned char **bytes, int *length) {
+    const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, index);
+    const ASN1_STRING *value = NULL;
+    if (name->type == GEN_DNS) value = name->d.dNSName;
+    if (name->type == GEN_IPADD) value = name->d.iPAddress;
+    *bytes = value ? ASN1_STRING_get0_data(value) : NULL;
+    *length = value ? ASN1_STRING_length(value) : 0;
+    return name->type;
+}
+
+void ctls_general_names_free(GENERAL_NAMES *names) { GENERAL_NAMES_free(names); }

@@ -5,11 +5,17 @@ public enum TLSVersion: Sendable { case tls12, tls13 }
 /// turned off.
 public struct TLSConfiguration: Sendable {
 
-    /// Server: the certificate chain and private key (PEM files).
+    /// The certificate chain and private key this side presents (PEM files): a server's always,
+    /// a client's when the server asks for one.
     public var certificateChainFile: String?
     public var privateKeyFile: String?
     /// Client: trust roots from this PEM file instead of the system store.
     public var caFile: String?
+    /// Server: require a client certificate that chains to a CA in this PEM file (mutual TLS).
+    /// Its CAs' names are sent in the CertificateRequest; a client that presents no certificate,
+    /// or one that does not chain to these CAs (and only these: not `caFile`, not the system
+    /// store), fails the handshake. Nil: no client certificate is requested.
+    public var clientCAFile: String?
     /// Client: the name sent as SNI and checked against the certificate (an IP address is
     /// checked against the certificate's IP addresses and not sent). A client needs one unless
     /// `insecureSkipVerify` is set.
@@ -28,10 +34,11 @@ public struct TLSConfiguration: Sendable {
         return configuration
     }
 
-    public static func server(certificateChainFile: String, privateKeyFile: String) -> TLSConfiguration {
+    public static func server(certificateChainFile: String, privateKeyFile: String, clientCAFile: String? = nil) -> TLSConfiguration {
         var configuration = TLSConfiguration()
         configuration.certificateChainFile = certificateChainFile
         configuration.privateKeyFile = privateKeyFile
+        configuration.clientCAFile = clientCAFile
         return configuration
     }
 }

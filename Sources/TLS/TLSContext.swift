@@ -11,6 +11,9 @@ public final class TLSContext: @unchecked Sendable {  // immutable after init; S
     /// The ALPN list the server callback reads; lives exactly as long as the SSL_CTX.
     private let alpnList: UnsafeMutablePointer<ctls_alpn_list>
     private let alpnWire: UnsafeMutableBufferPointer<UInt8>
+    /// Mutual TLS: the roots client certificates must chain to (an X509_STORE), kept apart from
+    /// the context's own store; nil when servers request no client certificate.
+    let clientCertificateRoots: OpaquePointer?
 
     public init(_ configuration: TLSConfiguration) throws(TLSError) {
         var wire: [UInt8] = []
@@ -23,6 +26,16 @@ public final class TLSContext: @unchecked Sendable {  // immutable after init; S
         guard let context = SSL_CTX_new(TLS_method()) else { throw TLSEngine.lastError("SSL_CTX_new") }
         self.context = context
         self.configuration = configuration
+        var clientCertificateRoots: OpaquePointer?
+        if let clientCAFile = configuration.clientCAFile {
+            clientCertificateRoots = X509_STORE_new()
+            guard let roots = clientCertificateRoots, X509_STORE_load_file(roots, clientCAFile) == 1 else {
+                X509_STORE_free(clientCertificateRoots)
+                SSL_CTX_free(context)
+                throw TLSEngine.lastError("loading client CA file \(clientCAFile)")
+            }
+        }
+        self.clientCertificateRoots = clientCertificateRoots
         alpnWire = .allocate(capacity: wire.count)
         _ = alpnWire.initialize(from: wire)
         alpnList = .allocate(capacity: 1)
@@ -37,7 +50,15 @@ public final class TLSContext: @unchecked Sendable {  // immutable after init; S
             guard SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) == 1 else { throw TLSEngine.lastError("loading private key \(key)") }
             guard SSL_CTX_check_private_key(context) == 1 else { throw TLSEngine.lastError("private key does not match the certificate") }
         }
-        // Verification of servers by clients; a server connection turns it off (no client certificates).
+        if let clientCAFile = configuration.clientCAFile {
+            // The names a server's CertificateRequest lists, so a client can pick its certificate.
+            guard let names = SSL_load_client_CA_file(clientCAFile) else { throw TLSEngine.lastError("reading CA names from \(clientCAFile)") }
+            SSL_CTX_set_client_CA_list(context, names)  // the context owns them now
+            // Once clients are verified, OpenSSL refuses to resume sessions without a session id context.
+            let sessionContext = Array("remotedialer-mtls".utf8)
+            _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
+        }
+        // Verification of servers by clients; a server connection sets its own (see TLSEngine).
         if configuration.insecureSkipVerify {
             SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
         } else {
@@ -56,6 +77,7 @@ public final class TLSContext: @unchecked Sendable {  // immutable after init; S
 
     deinit {
         SSL_CTX_free(context)
+        X509_STORE_free(clientCertificateRoots)
         alpnList.deallocate()
         alpnWire.deallocate()
     }

@@ -36,7 +36,12 @@ public final class TLSEngine {
         SSL_set_bio(ssl, inbound, outbound)  // the SSL owns both BIOs now
         if role == .server {
             SSL_set_accept_state(ssl)
-            SSL_set_verify(ssl, SSL_VERIFY_NONE, nil)  // no client certificates: no CertificateRequest
+            if let roots = context.clientCertificateRoots {
+                SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
+                guard ctls_set1_verify_store(ssl, roots) == 1 else { throw Self.lastError("setting the client CA store") }
+            } else {
+                SSL_set_verify(ssl, SSL_VERIFY_NONE, nil)  // no client certificates: no CertificateRequest
+            }
             return
         }
         SSL_set_connect_state(ssl)
@@ -119,6 +124,16 @@ public final class TLSEngine {
 
     public var negotiatedVersion: String { String(cString: SSL_get_version(ssl)) }
 
+    /// The peer's certificate once the handshake is done, if it presented one and it was
+    /// verified: a client sees the server's (nil with `insecureSkipVerify`), a server the
+    /// client's when it requires one (`clientCAFile`; nil otherwise).
+    public var peerCertificate: TLSPeerCertificate? {
+        guard handshakeComplete, SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER != 0, SSL_get_verify_result(ssl) == X509_V_OK,
+              let certificate = SSL_get1_peer_certificate(ssl) else { return nil }
+        defer { X509_free(certificate) }
+        return TLSPeerCertificate(x509: certificate)
+    }
+
     private func status(after result: Int32, operation: String) -> Status {
         switch SSL_get_error(ssl, result) {
         case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
@@ -129,7 +144,8 @@ public final class TLSEngine {
             let verify = SSL_get_verify_result(ssl)
             if SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER != 0 && verify != X509_V_OK {
                 ctls_clear_errors()
-                return .failed(TLSError("certificate verify failed: \(String(cString: X509_verify_cert_error_string(Int(verify))))"))
+                let whose = role == .server ? "client " : ""
+                return .failed(TLSError("\(whose)certificate verify failed: \(String(cString: X509_verify_cert_error_string(Int(verify))))"))
             }
             return .failed(Self.lastError("TLS \(operation)"))
         }

@@ -70,6 +70,8 @@ public final class TLSStream: ByteStream, StreamHandler {
     /// False until the handshake is done (writes before it are held, bounded), then the inner stream's.
     public var isWritable: Bool { state == .open && !writeShutDown && inner.isWritable }
     public var negotiatedALPN: String? { engine.negotiatedALPN }
+    /// The peer's verified certificate once the handshake is done (see `TLSEngine.peerCertificate`).
+    public var peerCertificate: TLSPeerCertificate? { engine.peerCertificate }
 
     /// Starts the handshake (see `init` for an inner stream that is already started).
     public func start(handler: any StreamHandler) {

@@ -12,13 +12,18 @@ struct TLSEngineTests {
     }
 
     /// A server and a client engine (ALPN lists as given), handshaken through memory.
-    static func connectedPair(serverALPN: [String] = ["http/1.1"], clientALPN: [String] = ["http/1.1"]) throws -> (client: TLSEngine, server: TLSEngine) {
+    /// With `clientCAFile` the server requires a client certificate, and the client presents `clientCertificate`.
+    static func connectedPair(serverALPN: [String] = ["http/1.1"], clientALPN: [String] = ["http/1.1"], clientCAFile: String? = nil,
+                              clientCertificate: TestCertificates.ClientCertificate? = nil) throws -> (client: TLSEngine, server: TLSEngine) {
         let certificates = TestCertificates.shared
-        var serverConfiguration = TLSConfiguration.server(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey)
+        var serverConfiguration = TLSConfiguration.server(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey,
+                                                          clientCAFile: clientCAFile)
         serverConfiguration.alpn = serverALPN
         var clientConfiguration = TLSConfiguration.client(serverName: "localhost")
         clientConfiguration.caFile = certificates.caFile
         clientConfiguration.alpn = clientALPN
+        clientConfiguration.certificateChainFile = clientCertificate?.certificate
+        clientConfiguration.privateKeyFile = clientCertificate?.key
         let server = try TLSEngine(context: TLSContext(serverConfiguration), role: .server)
         let client = try TLSEngine(context: TLSContext(clientConfiguration), role: .client)
         var rounds = 0
@@ -63,6 +68,25 @@ extension TLSEngineTests {
         let (client, server) = try Self.connectedPair(serverALPN: ["http/1.1"], clientALPN: ["h2"])
         #expect(client.handshakeComplete && server.handshakeComplete)
         #expect(client.negotiatedALPN == nil && server.negotiatedALPN == nil)
+    }
+
+    @Test func aRequiredClientCertificateIsVerifiedAndReadInMemory() throws {
+        let certificates = TestCertificates.shared
+        let (client, server) = try Self.connectedPair(clientCAFile: certificates.clientCAFile, clientCertificate: certificates.client)
+        #expect(client.handshakeComplete && server.handshakeComplete)
+        let seen = try #require(server.peerCertificate)
+        #expect(seen.subjectCommonName == "tunnel-client-foo")
+        #expect(seen.dnsNames == ["foo.clients.test", "foo.internal"] && seen.ipAddresses == ["10.0.0.7", "::1"])
+        #expect(client.peerCertificate?.subjectCommonName == "localhost")
+    }
+
+    @Test func aClientCAFileWithoutCertificatesIsRefused() throws {
+        let certificates = TestCertificates.shared
+        let error = #expect(throws: TLSError.self) {
+            try TLSContext(.server(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey,
+                                   clientCAFile: certificates.serverKey))
+        }
+        #expect(error?.description.hasPrefix("loading client CA file \(certificates.serverKey)") == true, "\(String(describing: error))")
     }
 
     @Test func anALPNNameLongerThan255BytesIsRefused() {

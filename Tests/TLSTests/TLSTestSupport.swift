@@ -108,10 +108,32 @@ class TLSLoopFixture {
         return (port, serverErrors)
     }
 
-    func clientContext(caFile: String? = nil, insecure: Bool = false) throws -> TLSContext {
+    /// A TLS echo server that requires client certificates chaining to `clientCAFile`; it trusts
+    /// the server CA as its own `caFile`, which must not count for clients. Returns its port, the
+    /// first error one of its connections ended with, and the certificate of the first client
+    /// whose handshake completed.
+    func startMutualTLSEchoServer(clientCAFile: String) throws -> (port: UInt16, errors: OneShot<String>, clients: OneShot<TLSPeerCertificate?>) {
+        var configuration = TLSConfiguration.server(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey,
+                                                    clientCAFile: clientCAFile)
+        configuration.caFile = certificates.caFile
+        let context = try TLSContext(configuration)
+        let errors = OneShot<String>()
+        let clients = OneShot<TLSPeerCertificate?>()
+        let port = try listen { connection in
+            let stream = try! TLSStream(wrapping: connection, context: context, role: .server)
+            let echo = ErrorReporting(EchoHandler()) { error in errors.set("\(error)") }
+            stream.start(handler: ReadyNotifier(echo) { _ in clients.set(stream.peerCertificate) })
+        }
+        return (port, errors, clients)
+    }
+
+    /// A client context trusting `caFile` (default: the test CA) that presents `certificate` if given.
+    func clientContext(caFile: String? = nil, insecure: Bool = false, certificate: TestCertificates.ClientCertificate? = nil) throws -> TLSContext {
         var configuration = TLSConfiguration.client()
         configuration.caFile = caFile ?? certificates.caFile
         configuration.insecureSkipVerify = insecure
+        configuration.certificateChainFile = certificate?.certificate
+        configuration.privateKeyFile = certificate?.key
         return try TLSContext(configuration)
     }
 

@@ -37,4 +37,20 @@ int ctls_set_server_name(SSL *ssl, const char *name);
 void ctls_pop_error(char *buffer, size_t length);
 void ctls_clear_errors(void);
 
+/// Mutual TLS (server): verify client certificates against `store` only, not the context's
+/// store (which holds the roots a client connection trusts). Takes its own reference.
+int ctls_set1_verify_store(SSL *ssl, X509_STORE *store);
+
+/// Reading a verified certificate. The subject's most specific (last) commonName as UTF-8, its
+/// length in `*length`; NULL if it has none. Free it with `ctls_free`.
+unsigned char *ctls_x509_common_name(X509 *certificate, int *length);
+void ctls_free(void *pointer);
+/// The subjectAltName entries; NULL if the certificate has none. Free with `ctls_general_names_free`.
+GENERAL_NAMES *ctls_x509_subject_alt_names(X509 *certificate);
+int ctls_general_names_count(const GENERAL_NAMES *names);
+/// The type of entry `index` (GEN_DNS, GEN_IPADD, …); for those two, its bytes (borrowed from
+/// `names`): a DNS name's characters, an address's 4 or 16 bytes.
+int ctls_general_name(const GENERAL_NAMES *names, int index, const unsigned char **bytes, int *length);
+void ctls_general_names_free(GENERAL_NAMES *names);
+
 #endif
