@@ -1,15 +1,20 @@
 import HTTP
 import Reactor
+import TLS
 
 /// What an authorizer sees of a tunnel upgrade: the request head and the connection it came on
 /// (as Go's Authorizer sees the whole `*http.Request`, TLS state and remote address included).
 public struct TunnelUpgradeRequest: Sendable {
     public let head: HTTPRequestHead
     public let remoteAddress: SocketAddress?
+    /// The client certificate, verified against the server's client CA (mutual TLS); nil when
+    /// the connection is not TLS or no client certificate is required.
+    public let peerCertificate: TLSPeerCertificate?
 
-    public init(head: HTTPRequestHead, remoteAddress: SocketAddress?) {
+    public init(head: HTTPRequestHead, remoteAddress: SocketAddress?, peerCertificate: TLSPeerCertificate? = nil) {
         self.head = head
         self.remoteAddress = remoteAddress
+        self.peerCertificate = peerCertificate
     }
 }
 

@@ -80,7 +80,8 @@ public final class RemoteDialerServer {
            !id.isEmpty, !token.isEmpty, let expected = peerTokens[id], Secret.equals(token, expected) {
             return admit(exchange, response: response, clientKey: id, peer: true)
         }
-        let request = TunnelUpgradeRequest(head: head, remoteAddress: exchange.remoteAddress)
+        let request = TunnelUpgradeRequest(head: head, remoteAddress: exchange.remoteAddress,
+                                           peerCertificate: (exchange.connectionStream as? TLSStream)?.peerCertificate)
         let pending = LoopBound((server: self, exchange: exchange), loop: loop)
         let loop = self.loop
         authorizer(request) { decision in

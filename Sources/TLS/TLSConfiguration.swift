@@ -16,6 +16,10 @@ public struct TLSConfiguration: Sendable {
     /// or one that does not chain to these CAs (and only these: not `caFile`, not the system
     /// store), fails the handshake. Nil: no client certificate is requested.
     public var clientCAFile: String?
+    /// Server with `clientCAFile`: also admit clients that present no certificate (their
+    /// `peerCertificate` is nil, and the application decides, e.g. a tunnel server whose proxy
+    /// users come without one). A certificate that is presented must still verify.
+    public var clientCertificateOptional = false
     /// Client: the name sent as SNI and checked against the certificate (an IP address is
     /// checked against the certificate's IP addresses and not sent). A client needs one unless
     /// `insecureSkipVerify` is set.

@@ -37,7 +37,8 @@ public final class TLSEngine {
         if role == .server {
             SSL_set_accept_state(ssl)
             if let roots = context.clientCertificateRoots {
-                SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
+                let required = context.configuration.clientCertificateOptional ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                SSL_set_verify(ssl, SSL_VERIFY_PEER | required, nil)
                 guard ctls_set1_verify_store(ssl, roots) == 1 else { throw Self.lastError("setting the client CA store") }
             } else {
                 SSL_set_verify(ssl, SSL_VERIFY_NONE, nil)  // no client certificates: no CertificateRequest

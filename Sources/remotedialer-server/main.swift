@@ -38,6 +38,8 @@ struct ServerCommand: ParsableCommand {
     // Who may do what (README: "Running it for real").
     @Option(name: .goStyle("client-tokens"), help: "File of 'ID TOKEN' or 'ID sha256:HEX' lines: clients must send X-API-Tunnel-Token (reloaded on SIGHUP)")
     var clientTokens: String?
+    @Option(name: .goStyle("client-ca"), help: "CA file: clients must present a certificate from it (mTLS, with -cert/-key); its CN or a DNS name is the client id")
+    var clientCA: String?
     @Option(name: .goStyle("proxy-tokens"), help: "File of 'NAME TOKEN CLIENT-PATTERNS' lines: /client/... needs Authorization: Bearer TOKEN (reloaded on SIGHUP)")
     var proxyTokens: String?
     @Option(name: .goStyle("proxy-allow-from"), help: "Without -proxy-tokens: address ranges that may use /client/... (0.0.0.0/0,::/0 is the Go demo's open route)")
@@ -73,7 +75,14 @@ struct ServerCommand: ParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "remotedialer-server")
         if (cert == nil) != (key == nil) { throw ValidationError("-cert and -key go together") }
-        let serving = try cert.map { try TLSContext(.server(certificateChainFile: $0, privateKeyFile: key!)) }
+        if clientCA != nil && cert == nil { throw ValidationError("-client-ca needs -cert and -key") }
+        let serving = try cert.map { chain in
+            var configuration = TLSConfiguration.server(certificateChainFile: chain, privateKeyFile: key!, clientCAFile: clientCA)
+            // Proxy users and peers come without client certificates; tunnel clients are
+            // refused without one by the authorizer (401), and a bad one fails the handshake.
+            configuration.clientCertificateOptional = true
+            return try TLSContext(configuration)
+        }
         var peerConfiguration = TLSConfiguration.client()
         peerConfiguration.caFile = peerCA
         peerConfiguration.insecureSkipVerify = peerInsecure
@@ -106,7 +115,8 @@ struct ServerCommand: ParsableCommand {
         var listenOptions = ListenOptions()
         listenOptions.connection.writeQueueLimit = maxWriteQueue.bytes
         if let maxConnections, maxConnections < 1 { throw ValidationError("-max-connections must be positive") }
-        let credentials = try clientTokens.map { ClientCredentials(tokens: try Self.credentials($0, needsRest: false)) }
+        let credentials = clientTokens == nil && clientCA == nil ? nil
+            : ClientCredentials(tokens: try clientTokens.map { try Self.credentials($0, needsRest: false) }, requireCertificate: clientCA != nil)
         if credentials == nil { logger.warning("clients are not authenticated: anyone can register as any client id (use -client-tokens)") }
         let access = ProxyAccess(users: try proxyTokens.map { try Self.credentials($0, needsRest: true) }, allowFrom: try AddressRanges(proxyAllowFrom))
         let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }

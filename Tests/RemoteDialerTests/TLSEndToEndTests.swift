@@ -48,4 +48,44 @@ struct TLSEndToEndTests {
         #expect(page.status == 200)
         #expect(String(decoding: page.body, as: UTF8.self).contains("s_server"), "\(String(decoding: page.body.prefix(300), as: UTF8.self))")
     }
+
+    /// Mutual TLS (`-client-ca`): a client certificate from that CA is the client's identity;
+    /// none is 401, one from another CA fails the handshake, an X-Tunnel-ID that disagrees with
+    /// it is 401; requesters without certificates still use the proxy route.
+    @Test func clientCertificatesIdentifyClients() throws {
+        func makeClientCertificate(_ name: String, cn: String, san: String, issuer: String) {
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Scripts/make-test-pki.sh").standardized
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = [script.path, Self.pki.path, "client", name, cn, san, issuer]
+            try! process.run()
+            process.waitUntilExit()
+        }
+        makeClientCertificate("edge1", cn: "edge-1", san: "DNS:edge-1.internal", issuer: "client-ca")
+        makeClientCertificate("rogue", cn: "edge-1", san: "DNS:edge-1.internal", issuer: "other-ca")
+        let deployment = try Deployment(fileSize: 64 << 10)
+        let port = try deployment.startServer(["-cert", Self.file("server.pem"), "-key", Self.file("server.key"), "-client-ca", Self.file("client-ca.pem")])
+        let server = deployment.servers[0]
+        let connect = ["-connect", "wss://localhost:\(port)/connect", "-ca", Self.file("ca.pem")]
+
+        // The certificate names the client: no -id needed beyond what it says (the id flag is
+        // the certificate's DNS name here, which it also carries).
+        try deployment.startClient(serverPort: port, id: "edge-1.internal", connect + ["-cert", Self.file("edge1.pem"), "-key", Self.file("edge1.key")],
+                                   viaTLS: Self.file("ca.pem"))
+        let download = try curl(["--cacert", Self.file("ca.pem"), deployment.url(port, client: "edge-1.internal", scheme: "https")])
+        #expect(download.status == 200 && download.body == deployment.file, "a requester without a certificate uses the route")
+
+        let noCertificate = try Subprocess("remotedialer-client", connect + ["-id", "edge-1"])
+        #expect(waitUntil(seconds: 10) { noCertificate.output.contains("401") && noCertificate.output.contains("client certificate required") }, "\(noCertificate.output)")
+        noCertificate.stop()
+
+        let mismatch = try Subprocess("remotedialer-client", connect + ["-id", "edge-2", "-cert", Self.file("edge1.pem"), "-key", Self.file("edge1.key")])
+        #expect(waitUntil(seconds: 10) { mismatch.output.contains("X-Tunnel-ID does not match the client certificate") }, "\(mismatch.output)")
+        mismatch.stop()
+
+        let rogue = try Subprocess("remotedialer-client", connect + ["-id", "edge-1", "-cert", Self.file("rogue.pem"), "-key", Self.file("rogue.key")])
+        #expect(waitUntil(seconds: 10) { rogue.output.contains("unknown ca") }, "\(rogue.output)")
+        rogue.stop()
+        #expect(!server.output.contains("session edge-1/"), "a refused client got a session: \(server.output.suffix(1500))")
+    }
 }
