@@ -71,14 +71,10 @@ public final class RemoteDialerServer {
         loop.assertInLoop()
         guard !closing else { return exchange.respond(.serviceUnavailable, body: "server shutting down") }
         let head = exchange.head
-        let response: HTTPResponseHead
-        switch WebSocketHandshake.validate(request: head) {
-        case .failure(let refusal): return exchange.respond(refusal.status, body: refusal.body)
-        case .success(let accepted): response = accepted
-        }
+        // As Go: authentication first (so a stranger learns nothing else), then the handshake.
         if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken],
            !id.isEmpty, !token.isEmpty, let expected = peerTokens[id], Secret.equals(token, expected) {
-            return admit(exchange, response: response, clientKey: id, peer: true)
+            return admit(exchange, clientKey: id, peer: true)
         }
         let request = TunnelUpgradeRequest(head: head, remoteAddress: exchange.remoteAddress,
                                            peerCertificate: (exchange.connectionStream as? TLSStream)?.peerCertificate)
@@ -91,15 +87,20 @@ public final class RemoteDialerServer {
                 guard !exchange.ended else { return }
                 switch decision {
                 case .refuse(let status, let body): exchange.respond(status, body: body)
-                case .accept(let clientKey): server.admit(exchange, response: response, clientKey: clientKey, peer: false)
+                case .accept(let clientKey): server.admit(exchange, clientKey: clientKey, peer: false)
                 }
             }
             if loop.inEventLoop { resume() } else { loop.execute(resume) }
         }
     }
 
-    private func admit(_ exchange: HTTPServerExchange, response: HTTPResponseHead, clientKey: String, peer: Bool) {
+    private func admit(_ exchange: HTTPServerExchange, clientKey: String, peer: Bool) {
         guard !closing else { return exchange.respond(.serviceUnavailable, body: "server shutting down") }
+        let response: HTTPResponseHead
+        switch WebSocketHandshake.validate(request: exchange.head) {
+        case .failure(let refusal): return exchange.respond(refusal.status, body: refusal.body)
+        case .success(let accepted): response = accepted
+        }
         guard sessions.sessionCount(clientKey: clientKey, peer: peer) < options.maxSessionsPerClient else {
             return exchange.respond(HTTPStatus(429), body: "too many sessions for client \(clientKey) (limit \(options.maxSessionsPerClient))\n")
         }
