@@ -22,6 +22,8 @@ struct ServerCommand: ParsableCommand {
     var token = ""
     @Option(name: .goStyle("peers"), help: "Peers: id:token:url,id:token:url")
     var peers = ""
+    @Option(name: .goStyle("peers-file"), help: "Peers from a file, one id:token:url a line (reloaded on SIGHUP)")
+    var peersFile: String?
     @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
     @Option(name: .goStyle("cert"), help: "TLS certificate chain (PEM) to serve HTTPS")
@@ -92,7 +94,8 @@ struct ServerCommand: ParsableCommand {
         upstreamConfiguration.caFile = upstreamCA
         let upstreamTLS = try TLSContext(upstreamConfiguration)
         let address = try SocketAddress(listen)
-        let peerList = try PeerSpec.parse(peers)
+        let peerList = try PeerSpec.parse(peers) + (peersFile.map { try PeerSpec.parse(file: $0) } ?? [])
+        let peerSet = PeerSet()
 
         // Signals become loop events: block them before any thread starts.
         let signals = SignalSource.block([SIGINT, SIGTERM, SIGHUP])
@@ -144,10 +147,10 @@ struct ServerCommand: ParsableCommand {
         try loop.run {
             let bound = try http.listen(on: address, options: listenOptions)
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
-            for peer in peerList { try server.addPeer(id: peer.id, token: peer.token, url: peer.url) }
+            try peerSet.apply(peerList, to: server)
             _ = try loop.watchSignals(signals) { signal in
                 if signal == SIGHUP {
-                    return reload(credentials: credentials, access: access, server: server, logger: logger)
+                    return reload(credentials: credentials, access: access, peers: peerSet, server: server, logger: logger)
                 }
                 logger.info("signal \(signal): shutting down")
                 http.close()
@@ -166,7 +169,7 @@ extension ServerCommand {
 
     /// SIGHUP: re-reads the credential files. A file that fails to parse is reported and the
     /// old list stays in force; a client whose token was removed loses its sessions.
-    func reload(credentials: ClientCredentials?, access: ProxyAccess, server: RemoteDialerServer, logger: Logger) {
+    func reload(credentials: ClientCredentials?, access: ProxyAccess, peers peerSet: PeerSet, server: RemoteDialerServer, logger: Logger) {
         if let credentials, let path = clientTokens {
             do {
                 let removed = credentials.replace(with: try Self.credentials(path, needsRest: false))
@@ -184,21 +187,64 @@ extension ServerCommand {
                 logger.error("keeping the previous proxy tokens: \(error)")
             }
         }
+        if let path = peersFile {
+            do {
+                try peerSet.apply(try PeerSpec.parse(peers) + PeerSpec.parse(file: path), to: server)
+                logger.info("reloaded \(path)")
+            } catch {
+                logger.error("keeping the previous peers: \(error)")
+            }
+        }
     }
 }
 
 /// `id:token:url` items of `-peers`; the url itself contains colons.
-struct PeerSpec {
+struct PeerSpec: Equatable {
     let id: String
     let token: String
     let url: String
 
     static func parse(_ text: String) throws -> [PeerSpec] {
-        try text.split(separator: ",").filter { !$0.isEmpty }.map { item in
-            let parts = item.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard parts.count == 3 else { throw ValidationError("bad peer \(item): want id:token:url") }
-            return PeerSpec(id: String(parts[0]), token: String(parts[1]), url: String(parts[2]))
+        try text.split(separator: ",").filter { !$0.isEmpty }.map { try item($0) }
+    }
+
+    static func item(_ item: Substring) throws -> PeerSpec {
+        let parts = item.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw ValidationError("bad peer \(item.split(separator: ":").first ?? ""): want id:token:url") }
+        return PeerSpec(id: String(parts[0]), token: String(parts[1]), url: String(parts[2]))
+    }
+
+    /// `-peers-file`: one `id:token:url` a line, `#` comments; errors name the file and line.
+    static func parse(file path: String) throws -> [PeerSpec] {
+        var peers: [PeerSpec] = []
+        for (index, raw) in try readTextFile(path).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = (raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: " \t\r")
+            guard !line.isEmpty else { continue }
+            do { peers.append(try item(line)) } catch { throw ValidationError("\(path):\(index + 1): \(error)") }
         }
+        return peers
+    }
+}
+
+/// The peers this server links to, so that a reload changes only what changed.
+final class PeerSet {
+    private var current: [String: PeerSpec] = [:]
+
+    func apply(_ peers: [PeerSpec], to server: RemoteDialerServer) throws {
+        for peer in peers { _ = try WebSocketURL(peer.url) }  // all valid, or nothing changes
+        let wanted = Dictionary(peers.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        for id in current.keys where wanted[id] == nil { server.removePeer(id: id) }
+        for (id, peer) in wanted where current[id] != peer { try server.addPeer(id: peer.id, token: peer.token, url: peer.url) }
+        current = wanted
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> Substring {
+        var text = self
+        while let first = text.first, set.contains(first) { text.removeFirst() }
+        while let last = text.last, set.contains(last) { text.removeLast() }
+        return text
     }
 }
 

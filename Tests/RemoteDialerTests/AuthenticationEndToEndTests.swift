@@ -118,4 +118,24 @@ struct AuthenticationEndToEndTests {
         #expect(try curl([deployment.url(port, client: "bar")]).status == 200)
         #expect(server.isRunning)
     }
+
+    /// SIGHUP re-reads `-peers-file`: a peer added to the file is linked without a restart.
+    @Test func sighupRereadsThePeersFile() throws {
+        let deployment = try Deployment(fileSize: 1024)
+        let peersFile = try write("# no peers yet\n", to: "peers", in: deployment)
+        let portA = try deployment.startServer(["-id", "A", "-token", "peer-secret", "-peers-file", peersFile])
+        let serverA = deployment.servers[0]
+        try deployment.startClient(serverPort: portA)
+        let portB = try deployment.startServer(["-id", "B", "-token", "peer-secret", "-peers", "A:peer-secret:ws://127.0.0.1:\(portA)/connect"])
+        #expect(try curl([deployment.url(portB)]).status == 500, "B reached foo before A knew B")
+
+        _ = try write("B:peer-secret:ws://127.0.0.1:\(portB)/connect\n", to: "peers", in: deployment)
+        kill(serverA.pid, SIGHUP)
+        #expect(waitUntil(seconds: 15) { (try? curl([deployment.url(portB)]))?.status == 200 }, "\(serverA.output.suffix(1500))")
+
+        _ = try write("B:only-two-fields\n", to: "peers", in: deployment)
+        kill(serverA.pid, SIGHUP)
+        #expect(waitUntil(seconds: 5) { serverA.output.contains("keeping the previous peers: \(peersFile):1:") })
+        #expect(try curl([deployment.url(portB)]).status == 200)
+    }
 }
