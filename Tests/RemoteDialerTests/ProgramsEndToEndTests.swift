@@ -111,6 +111,30 @@ struct ProgramsEndToEndTests {
         }
     }
 
+    /// A program stopped by a signal ends each open tunnelled connection with Error "EOF" (the
+    /// other side's message trace shows it), then exits 0; the target sees its connection end.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func shutdownEndsOpenConnectionsWithErrorEOF(signal: Int32) throws {
+        for stopping in ["server", "client"] {
+            let deployment = try Deployment(fileSize: 1024)
+            let port = try deployment.startServer(["-debug"])
+            let client = try deployment.startClient(serverPort: port, ["-debug"])
+            let server = deployment.servers[0]
+            let hole = BlackHole()
+            let requester = try #require(RawSocket(port: port))
+            requester.send("GET /client/foo/http/127.0.0.1:\(hole.port)/x?timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+            try #require(waitUntil(seconds: 10) { hole.accepted == 1 }, "the tunnelled connection never opened")
+            let (stopped, other) = stopping == "server" ? (server, client) : (client, server)
+            stopped.stop(signal: signal)
+            #expect(stopped.exitedCleanly, "\(stopping) on signal \(signal): \(stopped.output.suffix(1000))")
+            let sawEOF = waitUntil(seconds: 5) {
+                other.output.split(separator: "\n").contains { $0.contains("recv ") && $0.hasSuffix(" Error EOF") }
+            }
+            #expect(sawEOF, "\(stopping) stopped without Error EOF: \(other.output.suffix(1500))")
+            #expect(waitUntil(seconds: 5) { hole.ended == 1 }, "the target's connection stayed open")
+        }
+    }
+
     @Test func requestThroughAPeerWorksAndStopsWithinTenSecondsOfClientExit() throws {
         let deployment = try Deployment()
         let portA = freePort(), portB = freePort()
