@@ -157,6 +157,8 @@ public final class RemoteDialerServer {
     }
 
     public func hasSession(clientKey: String) -> Bool { sessions.hasSession(clientKey: clientKey) }
+    /// A dial through `clientKey` has a session to go through (ours or a peer's).
+    public func canReach(clientKey: String) -> Bool { sessions.canReach(clientKey: clientKey) }
 
     /// Closes the client sessions (not peers) whose key `revoked` picks, e.g. after a token was
     /// removed from the server's list; their connections end with "tunnel disconnect".

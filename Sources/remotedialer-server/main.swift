@@ -46,6 +46,8 @@ struct ServerCommand: ParsableCommand {
     var proxyTokens: String?
     @Option(name: .goStyle("proxy-allow-from"), help: "Without -proxy-tokens: address ranges that may use /client/... (0.0.0.0/0,::/0 is the Go demo's open route)")
     var proxyAllowFrom = "127.0.0.1/32,::1/128"
+    @Option(name: .goStyle("dial-wait"), help: "HTTP CONNECT and SOCKS5: how long to wait for the client's refusal before answering success (the tunnel protocol has no Connect acknowledgement)")
+    var dialWait = FlagDuration(argument: "250ms")!
     @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
     var metricsAllowFrom: String?
 
@@ -125,6 +127,7 @@ struct ServerCommand: ParsableCommand {
         let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }
         let server = RemoteDialerServer(loop: loop, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
         let clientRoute = ClientRoute(server: server, access: access)
+        let connectProxy = ConnectProxy(server: server, access: access, dialWait: dialWait.duration)
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
@@ -135,7 +138,9 @@ struct ServerCommand: ParsableCommand {
             registry.emit(into: &bytes)
             exchange.respond(.ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: String(decoding: bytes, as: UTF8.self))
         }
-        let http = HTTPServer(loop: loop, timeouts: timeouts, maxConnections: maxConnections ?? HTTPServer.defaultMaxConnections) { [router] in router.route($0) }
+        let http = HTTPServer(loop: loop, timeouts: timeouts, maxConnections: maxConnections ?? HTTPServer.defaultMaxConnections) { [router] exchange in
+            exchange.head.method == "CONNECT" ? connectProxy.handle(exchange) : router.route(exchange)
+        }
         if let serving {
             http.wrapAccepted = { (connection: Connection) -> (any ByteStream)? in
                 do { return try TLSStream(wrapping: connection, context: serving, role: .server) } catch {

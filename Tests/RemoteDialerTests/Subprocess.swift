@@ -99,12 +99,13 @@ struct CurlResult {
     var exitCode: Int32
 }
 
-/// Runs curl (a client we did not write) and returns status, body and exit code.
-func curl(_ arguments: [String], timeout: Double = 60) throws -> CurlResult {
+/// Runs curl (a client we did not write) and returns status, body and exit code. `status` is
+/// what `writeOut` prints: the response's code, or `%{http_connect}` for a proxy's CONNECT answer.
+func curl(_ arguments: [String], timeout: Double = 60, writeOut: String = "%{http_code}") throws -> CurlResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
     let bodyFile = FileManager.default.temporaryDirectory.appendingPathComponent("curl-\(UUID().uuidString)")
-    process.arguments = ["-s", "-o", bodyFile.path, "-w", "%{http_code}", "--max-time", String(Int(timeout))] + arguments
+    process.arguments = ["-s", "-o", bodyFile.path, "-w", writeOut, "--max-time", String(Int(timeout))] + arguments
     let output = Pipe()
     process.standardOutput = output
     try process.run()
