@@ -46,6 +46,8 @@ struct ServerCommand: ParsableCommand {
     var proxyTokens: String?
     @Option(name: .goStyle("proxy-allow-from"), help: "Without -proxy-tokens: address ranges that may use /client/... (0.0.0.0/0,::/0 is the Go demo's open route)")
     var proxyAllowFrom = "127.0.0.1/32,::1/128"
+    @Option(name: .goStyle("socks"), help: "Also serve SOCKS5 on this address: username = client id, password = proxy token (CONNECT only)")
+    var socks: String?
     @Option(name: .goStyle("dial-wait"), help: "HTTP CONNECT and SOCKS5: how long to wait for the client's refusal before answering success (the tunnel protocol has no Connect acknowledgement)")
     var dialWait = FlagDuration(argument: "250ms")!
     @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
@@ -128,6 +130,8 @@ struct ServerCommand: ParsableCommand {
         let server = RemoteDialerServer(loop: loop, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
         let clientRoute = ClientRoute(server: server, access: access)
         let connectProxy = ConnectProxy(server: server, access: access, dialWait: dialWait.duration)
+        let socksAddress = try socks.map { try SocketAddress($0) }
+        let socksServer = SOCKS5Server(server: server, access: access, dialWait: dialWait.duration, handshakeTimeout: headTimeout.duration)
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
@@ -152,6 +156,8 @@ struct ServerCommand: ParsableCommand {
         try loop.run {
             let bound = try http.listen(on: address, options: listenOptions)
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
+            let socksListener = try socksAddress.map { try socksServer.listen(on: $0, options: listenOptions) }
+            if let socksListener { logger.info("SOCKS5 listening on \(socksListener.address)") }
             try peerSet.apply(peerList, to: server)
             _ = try loop.watchSignals(signals) { signal in
                 if signal == SIGHUP {
@@ -159,6 +165,7 @@ struct ServerCommand: ParsableCommand {
                 }
                 logger.info("signal \(signal): shutting down")
                 http.close()
+                socksListener?.close()
                 server.shutdown()
                 // Let the Error EOF and Close frames flush.
                 loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
