@@ -48,6 +48,8 @@ struct ServerCommand: ParsableCommand {
     var proxyAllowFrom = "127.0.0.1/32,::1/128"
     @Option(name: .goStyle("socks"), help: "Also serve SOCKS5 on this address: username = client id, password = proxy token (CONNECT only)")
     var socks: String?
+    @Option(name: .goStyle("forward"), help: "LISTEN=CLIENT/tcp/HOST:PORT: a listener whose connections CLIENT dials to HOST:PORT (repeatable)")
+    var forward: [String] = []
     @Option(name: .goStyle("dial-wait"), help: "HTTP CONNECT and SOCKS5: how long to wait for the client's refusal before answering success (the tunnel protocol has no Connect acknowledgement)")
     var dialWait = FlagDuration(argument: "250ms")!
     @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
@@ -131,6 +133,9 @@ struct ServerCommand: ParsableCommand {
         let clientRoute = ClientRoute(server: server, access: access)
         let connectProxy = ConnectProxy(server: server, access: access, dialWait: dialWait.duration)
         let socksAddress = try socks.map { try SocketAddress($0) }
+        let forwards = try forward.map { text in
+            do { return PortForward(spec: try PortForward.Spec(parsing: text), server: server) } catch { throw ValidationError("\(error)") }
+        }
         let socksServer = SOCKS5Server(server: server, access: access, dialWait: dialWait.duration, handshakeTimeout: headTimeout.duration)
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
@@ -158,6 +163,11 @@ struct ServerCommand: ParsableCommand {
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
             let socksListener = try socksAddress.map { try socksServer.listen(on: $0, options: listenOptions) }
             if let socksListener { logger.info("SOCKS5 listening on \(socksListener.address)") }
+            let forwardListeners = try forwards.map { forward in
+                let listener = try forward.listen(options: listenOptions)
+                logger.info("forwarding \(listener.address) to \(forward.spec.clientKey)/tcp/\(forward.spec.target)")
+                return listener
+            }
             try peerSet.apply(peerList, to: server)
             _ = try loop.watchSignals(signals) { signal in
                 if signal == SIGHUP {
@@ -166,6 +176,7 @@ struct ServerCommand: ParsableCommand {
                 logger.info("signal \(signal): shutting down")
                 http.close()
                 socksListener?.close()
+                for listener in forwardListeners { listener.close() }
                 server.shutdown()
                 // Let the Error EOF and Close frames flush.
                 loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }

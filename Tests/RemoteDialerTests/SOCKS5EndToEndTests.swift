@@ -40,17 +40,8 @@ struct SOCKS5EndToEndTests {
             data += chunk
         sys.stdout.buffer.write(data.split(b"\\r\\n\\r\\n", 1)[1])
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, user, password, host, String(port)]
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let body = output.fileHandleForReading.readDataToEndOfFile()
-        let error = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (body, error)
+        let run = try runTool(["python3", "-c", script, user, password, host, String(port)])
+        return (run.output, run.errors)
     }
 
     @Test func curlAndPySocksDownloadThroughTheClientByteForByte() throws {

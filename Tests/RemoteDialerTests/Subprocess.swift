@@ -116,6 +116,25 @@ func curl(_ arguments: [String], timeout: Double = 60, writeOut: String = "%{htt
     return CurlResult(status: Int(status) ?? 0, body: body, exitCode: process.terminationStatus)
 }
 
+/// Runs a program we did not write (`/usr/bin/env` finds it) to completion: its exit status,
+/// stdout and stderr; `input` is fed to its stdin.
+func runTool(_ arguments: [String], input: URL? = nil) throws -> (status: Int32, output: Data, errors: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let output = Pipe(), errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    if let input { process.standardInput = try FileHandle(forReadingFrom: input) }
+    try process.run()
+    // stderr is read on another thread so neither pipe can fill up and stall the program.
+    let errorText = OneShot<Data>()
+    Thread { errorText.set(errors.fileHandleForReading.readDataToEndOfFile()) }.start()
+    let bytes = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, bytes, String(decoding: errorText.wait() ?? Data(), as: UTF8.self))
+}
+
 /// curl's stdout and stderr together (response heads with -D -, connection reuse with -v).
 func transcript(_ arguments: [String]) throws -> String {
     let process = Process()
