@@ -24,6 +24,12 @@ struct ServerCommand: ParsableCommand {
     var peers = ""
     @Option(name: .goStyle("peers-file"), help: "Peers from a file, one id:token:url a line (reloaded on SIGHUP)")
     var peersFile: String?
+    @Option(name: .goStyle("peers-dns"), help: "NAME:PORT: every address NAME resolves to (but ours) is a peer at ws://ADDR:PORT/connect, with -id/-token")
+    var peersDNS: String?
+    @Option(name: .goStyle("peers-dns-interval"), help: "How often -peers-dns is resolved again")
+    var peersDNSInterval = FlagDuration(argument: "30s")!
+    @Flag(name: .goStyle("peers-dns-tls"), help: "Link to -peers-dns peers with wss://")
+    var peersDNSTLS = false
     @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
     @Option(name: .goStyle("cert"), help: "TLS certificate chain (PEM) to serve HTTPS")
@@ -133,6 +139,12 @@ struct ServerCommand: ParsableCommand {
         let clientRoute = ClientRoute(server: server, access: access)
         let connectProxy = ConnectProxy(server: server, access: access, dialWait: dialWait.duration)
         let socksAddress = try socks.map { try SocketAddress($0) }
+        let discovery = try peersDNS.map { text in
+            guard !id.isEmpty, !token.isEmpty else { throw ValidationError("-peers-dns needs -id and -token") }
+            guard let (name, port) = try? SocketAddress.splitHostPort(text), !name.isEmpty, port != 0 else { throw ValidationError("-peers-dns wants NAME:PORT") }
+            return PeerDiscovery(server: server, name: name, port: port, token: token, tls: peersDNSTLS, interval: peersDNSInterval.duration,
+                                 ownAddresses: PeerDiscovery.ownAddresses(listeningOn: address))
+        }
         let forwards = try forward.map { text in
             do { return PortForward(spec: try PortForward.Spec(parsing: text), server: server) } catch { throw ValidationError("\(error)") }
         }
@@ -169,6 +181,7 @@ struct ServerCommand: ParsableCommand {
                 return listener
             }
             try peerSet.apply(peerList, to: server)
+            discovery?.start()
             _ = try loop.watchSignals(signals) { signal in
                 if signal == SIGHUP {
                     return reload(credentials: credentials, access: access, peers: peerSet, server: server, logger: logger)
@@ -177,6 +190,7 @@ struct ServerCommand: ParsableCommand {
                 http.close()
                 socksListener?.close()
                 for listener in forwardListeners { listener.close() }
+                discovery?.stop()
                 server.shutdown()
                 // Let the Error EOF and Close frames flush.
                 loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
