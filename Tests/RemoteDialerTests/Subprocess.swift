@@ -14,11 +14,18 @@ final class Subprocess {
     let log: URL
     let name: String
 
-    init(_ program: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:]) throws {
+    /// `hosts`: the program sees this file as /etc/hosts (a bind mount in a mount namespace of
+    /// its own, so the machine's configuration is untouched; needs root).
+    init(_ program: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:], hosts: URL? = nil) throws {
         name = program
         let executable = try Self.locate(program)
-        process.executableURL = executable
-        process.arguments = arguments
+        if let hosts {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+            process.arguments = ["-m", "/bin/sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts.path, executable.path] + arguments
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
         if let directory { process.currentDirectoryURL = directory }
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         log = FileManager.default.temporaryDirectory.appendingPathComponent("\(program)-\(UUID().uuidString).log")
