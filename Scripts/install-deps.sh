@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine, only when missing:
-# libssl-dev (the TLS shim), openssl and curl (test peers), wrk (load generator for benchmarks),
-# python3 websockets and prometheus_client (interop peers / parsers in tests).
+# libssl-dev (the TLS shim), openssl, curl, redis-server and redis-tools (test peers), wrk (load generator for benchmarks),
+# python3 websockets, prometheus_client and PySocks (interop peers / parsers in tests).
 set -euo pipefail
 
 missing=()
-for package in libssl-dev openssl curl wrk python3-pip; do
+for package in libssl-dev openssl curl wrk python3-pip redis-server redis-tools; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -18,6 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for module in websockets prometheus_client; do
-    python3 -c "import $module" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "$module"
+# module:package (PySocks installs the module `socks`).
+for pair in websockets:websockets prometheus_client:prometheus_client socks:PySocks; do
+    python3 -c "import ${pair%%:*}" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "${pair#*:}"
 done

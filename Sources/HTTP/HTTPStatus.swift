@@ -12,6 +12,7 @@ public struct HTTPStatus: Equatable, Hashable, Sendable, CustomStringConvertible
     public static let forbidden = HTTPStatus(403)
     public static let notFound = HTTPStatus(404)
     public static let methodNotAllowed = HTTPStatus(405)
+    public static let proxyAuthenticationRequired = HTTPStatus(407)
     public static let payloadTooLarge = HTTPStatus(413)
     public static let rangeNotSatisfiable = HTTPStatus(416)
     public static let upgradeRequired = HTTPStatus(426)
@@ -37,6 +38,7 @@ public struct HTTPStatus: Equatable, Hashable, Sendable, CustomStringConvertible
         case 403: "Forbidden"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
+        case 407: "Proxy Authentication Required"
         case 408: "Request Timeout"
         case 411: "Length Required"
         case 413: "Payload Too Large"

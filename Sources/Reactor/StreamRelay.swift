@@ -40,7 +40,9 @@ public final class StreamRelay {
     private var sides: [Side] = []
     private var onFinish: (((any Error)?) -> Void)?
 
-    /// Starts relaying between two not-yet-started streams of the same loop.
+    /// Starts relaying between two streams of the same loop. A stream already started (handed
+    /// over by an HTTP upgrade, or watched while a dial was pending) is taken over with
+    /// `replaceHandler` and its reading resumed; its buffered bytes are relayed soon after.
     /// `onFinish` runs once, with the first error if either side failed.
     public init(_ a: any ByteStream, _ b: any ByteStream, onFinish: @escaping ((any Error)?) -> Void = { _ in }) {
         precondition(a.loop === b.loop, "StreamRelay needs both streams on one loop")
@@ -48,8 +50,14 @@ public final class StreamRelay {
         self.b = b
         self.onFinish = onFinish
         sides = [Side(relay: self, isA: true), Side(relay: self, isA: false)]
-        a.start(handler: sides[0])
-        b.start(handler: sides[1])
+        for (stream, side) in [(a, sides[0]), (b, sides[1])] {
+            if stream.isStarted {
+                stream.replaceHandler(side)
+                stream.resumeReading()
+            } else {
+                stream.start(handler: side)
+            }
+        }
     }
 
     private func stream(isA: Bool) -> any ByteStream { isA ? a : b }

@@ -26,26 +26,45 @@ public final class ProxyAccess: @unchecked Sendable {  // mutable state behind `
 
     public func replaceUsers(with new: CredentialsFile) { lock.withLock { users = new } }
 
-    public func decide(head: HTTPRequestHead, remoteAddress: SocketAddress?, clientKey: String) -> Decision {
+    /// What the access rules say about a requester, whatever the entry point (the `/client/`
+    /// route, HTTP CONNECT, SOCKS5); each entry point answers it in its own protocol.
+    public enum Verdict: Equatable {
+        /// Allowed; `byToken` says a proxy token admitted it (so the credential was ours).
+        case allowed(byToken: Bool)
+        /// Proxy users are configured and no token came.
+        case missingToken
+        case unknownToken
+        /// A valid token whose user's patterns do not name the client.
+        case outOfScope(user: String)
+        /// No proxy users, and the address is outside the allowed ranges.
+        case addressNotAllowed
+    }
+
+    /// The rules applied to `token` (nil: none sent) from `remoteAddress`, to reach `clientKey`.
+    public func verdict(token: String?, remoteAddress: SocketAddress?, clientKey: String) -> Verdict {
         let (users, allowFrom) = lock.withLock { (self.users, self.allowFrom) }
-        guard let users else {
-            return allowFrom.contains(remoteAddress)
-                ? .allowed(consumedAuthorization: false)
-                : .refused(status: .forbidden, headers: HTTPHeaders(), body: "forbidden: \(remoteAddress.map { $0.host } ?? "this address") may not use /client/\n")
-        }
-        guard let token = Self.token(from: head.headers["Authorization"]) else {
-            return .refused(status: .unauthorized, headers: ["WWW-Authenticate": "Bearer realm=\"remotedialer\""],
-                            body: "unauthorized: send Authorization: Bearer TOKEN\n")
-        }
-        guard let user = users.entry(withToken: token) else {
-            return .refused(status: .unauthorized, headers: ["WWW-Authenticate": "Bearer realm=\"remotedialer\", error=\"invalid_token\""],
-                            body: "unauthorized: unknown token\n")
-        }
+        guard let users else { return allowFrom.contains(remoteAddress) ? .allowed(byToken: false) : .addressNotAllowed }
+        guard let token else { return .missingToken }
+        guard let user = users.entry(withToken: token) else { return .unknownToken }
         let patterns = user.rest.split(separator: ",").map { Array($0.utf8)[...] }
-        guard patterns.contains(where: { AllowList.matches($0, Array(clientKey.utf8)[...]) }) else {
-            return .refused(status: .forbidden, headers: HTTPHeaders(), body: "forbidden: \(user.name) may not reach client \(clientKey)\n")
+        guard patterns.contains(where: { AllowList.matches($0, Array(clientKey.utf8)[...]) }) else { return .outOfScope(user: user.name) }
+        return .allowed(byToken: true)
+    }
+
+    /// The `/client/{id}/...` route's answer: 401 with a Bearer challenge, or 403.
+    public func decide(head: HTTPRequestHead, remoteAddress: SocketAddress?, clientKey: String) -> Decision {
+        switch verdict(token: Self.token(from: head.headers["Authorization"]), remoteAddress: remoteAddress, clientKey: clientKey) {
+        case .allowed(let byToken): .allowed(consumedAuthorization: byToken)
+        case .missingToken:
+            .refused(status: .unauthorized, headers: ["WWW-Authenticate": "Bearer realm=\"remotedialer\""],
+                     body: "unauthorized: send Authorization: Bearer TOKEN\n")
+        case .unknownToken:
+            .refused(status: .unauthorized, headers: ["WWW-Authenticate": "Bearer realm=\"remotedialer\", error=\"invalid_token\""],
+                     body: "unauthorized: unknown token\n")
+        case .outOfScope(let user): .refused(status: .forbidden, headers: HTTPHeaders(), body: "forbidden: \(user) may not reach client \(clientKey)\n")
+        case .addressNotAllowed:
+            .refused(status: .forbidden, headers: HTTPHeaders(), body: "forbidden: \(remoteAddress.map { $0.host } ?? "this address") may not use /client/\n")
         }
-        return .allowed(consumedAuthorization: true)
     }
 
     /// `Bearer TOKEN`, or `Basic base64(anything:TOKEN)`.
@@ -55,12 +74,16 @@ public final class ProxyAccess: @unchecked Sendable {  // mutable state behind `
         guard parts.count == 2 else { return nil }
         switch parts[0].lowercased() {
         case "bearer": return String(parts[1]).trimmingSpaces()
-        case "basic":
-            guard let decoded = Base64.decode(String(parts[1]).trimmingSpaces()),
-                  let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return nil }
-            return String(decoding: decoded[(colon + 1)...], as: UTF8.self)
+        case "basic": return basicCredentials(String(parts[1]))?.password
         default: return nil
         }
+    }
+
+    /// `base64(user:password)`, the value of a Basic credential after its scheme.
+    static func basicCredentials(_ encoded: String) -> (user: String, password: String)? {
+        guard let decoded = Base64.decode(encoded.trimmingSpaces()),
+              let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        return (String(decoding: decoded[..<colon], as: UTF8.self), String(decoding: decoded[(colon + 1)...], as: UTF8.self))
     }
 }
 

@@ -44,6 +44,8 @@ public final class RemoteDialerServer {
     /// Configured peers by id: their tokens authenticate incoming peer sessions.
     private var peerTokens: [String: String] = [:]
     private var peerLinks: [String: PeerLink] = [:]
+    /// Peers found in DNS (`PeerDiscovery`) share one token and may send any peer id.
+    var discoveredPeerToken: String?
     private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics)
     private var closing = false
     private var bufferCheckTimer: TimerID?
@@ -72,8 +74,8 @@ public final class RemoteDialerServer {
         guard !closing else { return exchange.respond(.serviceUnavailable, body: "server shutting down") }
         let head = exchange.head
         // As Go: authentication first (so a stranger learns nothing else), then the handshake.
-        if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken],
-           !id.isEmpty, !token.isEmpty, let expected = peerTokens[id], Secret.equals(token, expected) {
+        if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken], !id.isEmpty, !token.isEmpty,
+           let expected = peerTokens[id] ?? discoveredPeerToken, Secret.equals(token, expected) {
             return admit(exchange, clientKey: id, peer: true)
         }
         let request = TunnelUpgradeRequest(head: head, remoteAddress: exchange.remoteAddress,
@@ -157,6 +159,8 @@ public final class RemoteDialerServer {
     }
 
     public func hasSession(clientKey: String) -> Bool { sessions.hasSession(clientKey: clientKey) }
+    /// A dial through `clientKey` has a session to go through (ours or a peer's).
+    public func canReach(clientKey: String) -> Bool { sessions.canReach(clientKey: clientKey) }
 
     /// Closes the client sessions (not peers) whose key `revoked` picks, e.g. after a token was
     /// removed from the server's list; their connections end with "tunnel disconnect".
@@ -182,6 +186,9 @@ public final class RemoteDialerServer {
         peerLinks[id] = link
         link.start()
     }
+
+    /// The ids of the peers this server links to.
+    public var peerIDs: [String] { peerLinks.keys.sorted() }
 
     public func removePeer(id: String) {
         loop.assertInLoop()

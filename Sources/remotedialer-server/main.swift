@@ -24,6 +24,12 @@ struct ServerCommand: ParsableCommand {
     var peers = ""
     @Option(name: .goStyle("peers-file"), help: "Peers from a file, one id:token:url a line (reloaded on SIGHUP)")
     var peersFile: String?
+    @Option(name: .goStyle("peers-dns"), help: "NAME:PORT: every address NAME resolves to (but ours) is a peer at ws://ADDR:PORT/connect, with -id/-token")
+    var peersDNS: String?
+    @Option(name: .goStyle("peers-dns-interval"), help: "How often -peers-dns is resolved again")
+    var peersDNSInterval = FlagDuration(argument: "30s")!
+    @Flag(name: .goStyle("peers-dns-tls"), help: "Link to -peers-dns peers with wss://")
+    var peersDNSTLS = false
     @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
     @Option(name: .goStyle("cert"), help: "TLS certificate chain (PEM) to serve HTTPS")
@@ -46,6 +52,12 @@ struct ServerCommand: ParsableCommand {
     var proxyTokens: String?
     @Option(name: .goStyle("proxy-allow-from"), help: "Without -proxy-tokens: address ranges that may use /client/... (0.0.0.0/0,::/0 is the Go demo's open route)")
     var proxyAllowFrom = "127.0.0.1/32,::1/128"
+    @Option(name: .goStyle("socks"), help: "Also serve SOCKS5 on this address: username = client id, password = proxy token (CONNECT only)")
+    var socks: String?
+    @Option(name: .goStyle("forward"), help: "LISTEN=CLIENT/tcp/HOST:PORT: a listener whose connections CLIENT dials to HOST:PORT (repeatable)")
+    var forward: [String] = []
+    @Option(name: .goStyle("dial-wait"), help: "HTTP CONNECT and SOCKS5: how long to wait for the client's refusal before answering success (the tunnel protocol has no Connect acknowledgement)")
+    var dialWait = FlagDuration(argument: "250ms")!
     @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
     var metricsAllowFrom: String?
 
@@ -125,6 +137,18 @@ struct ServerCommand: ParsableCommand {
         let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }
         let server = RemoteDialerServer(loop: loop, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
         let clientRoute = ClientRoute(server: server, access: access)
+        let connectProxy = ConnectProxy(server: server, access: access, dialWait: dialWait.duration)
+        let socksAddress = try socks.map { try SocketAddress($0) }
+        let discovery = try peersDNS.map { text in
+            guard !id.isEmpty, !token.isEmpty else { throw ValidationError("-peers-dns needs -id and -token") }
+            guard let (name, port) = try? SocketAddress.splitHostPort(text), !name.isEmpty, port != 0 else { throw ValidationError("-peers-dns wants NAME:PORT") }
+            return PeerDiscovery(server: server, name: name, port: port, token: token, tls: peersDNSTLS, interval: peersDNSInterval.duration,
+                                 ownAddresses: PeerDiscovery.ownAddresses(listeningOn: address))
+        }
+        let forwards = try forward.map { text in
+            do { return PortForward(spec: try PortForward.Spec(parsing: text), server: server) } catch { throw ValidationError("\(error)") }
+        }
+        let socksServer = SOCKS5Server(server: server, access: access, dialWait: dialWait.duration, handshakeTimeout: headTimeout.duration)
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
@@ -135,7 +159,9 @@ struct ServerCommand: ParsableCommand {
             registry.emit(into: &bytes)
             exchange.respond(.ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: String(decoding: bytes, as: UTF8.self))
         }
-        let http = HTTPServer(loop: loop, timeouts: timeouts, maxConnections: maxConnections ?? HTTPServer.defaultMaxConnections) { [router] in router.route($0) }
+        let http = HTTPServer(loop: loop, timeouts: timeouts, maxConnections: maxConnections ?? HTTPServer.defaultMaxConnections) { [router] exchange in
+            exchange.head.method == "CONNECT" ? connectProxy.handle(exchange) : router.route(exchange)
+        }
         if let serving {
             http.wrapAccepted = { (connection: Connection) -> (any ByteStream)? in
                 do { return try TLSStream(wrapping: connection, context: serving, role: .server) } catch {
@@ -147,13 +173,24 @@ struct ServerCommand: ParsableCommand {
         try loop.run {
             let bound = try http.listen(on: address, options: listenOptions)
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
+            let socksListener = try socksAddress.map { try socksServer.listen(on: $0, options: listenOptions) }
+            if let socksListener { logger.info("SOCKS5 listening on \(socksListener.address)") }
+            let forwardListeners = try forwards.map { forward in
+                let listener = try forward.listen(options: listenOptions)
+                logger.info("forwarding \(listener.address) to \(forward.spec.clientKey)/tcp/\(forward.spec.target)")
+                return listener
+            }
             try peerSet.apply(peerList, to: server)
+            discovery?.start()
             _ = try loop.watchSignals(signals) { signal in
                 if signal == SIGHUP {
                     return reload(credentials: credentials, access: access, peers: peerSet, server: server, logger: logger)
                 }
                 logger.info("signal \(signal): shutting down")
                 http.close()
+                socksListener?.close()
+                for listener in forwardListeners { listener.close() }
+                discovery?.stop()
                 server.shutdown()
                 // Let the Error EOF and Close frames flush.
                 loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }

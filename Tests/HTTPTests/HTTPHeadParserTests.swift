@@ -38,6 +38,21 @@ struct HTTPHeadParserTests {
         }
     }
 
+    /// HTTP CONNECT's authority-form target (RFC 9110 §9.3.6), IPv6 included; the tunnelled
+    /// bytes a client sends after the head stay in the ring for whoever takes the stream.
+    @Test func connectAuthorityFormParsesAtEveryCutPoint() throws {
+        for target in ["localhost:8443", "[::1]:22"] {
+            for pieces in cuttings(Array("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\n\r\n\u{16}\u{3}\u{1}".utf8)) {
+                let (result, rest) = parseRequest(pieces)
+                guard case .success(let head)? = result else { Issue.record("no head for \(target) \(pieces.map(\.count))"); continue }
+                #expect(head.method == "CONNECT")
+                #expect(head.target == target)
+                #expect(try HTTPBodyFraming.of(request: head) == .none)
+                #expect(rest == [0x16, 0x03, 0x01])
+            }
+        }
+    }
+
     @Test func bareLineFeedsAndLeadingEmptyLinesAreTolerated() {
         let (result, _) = parseRequest([Array("\r\n\nGET / HTTP/1.0\nConnection: keep-alive\n\n".utf8)])
         guard case .success(let head)? = result else { Issue.record("rejected"); return }

@@ -10,17 +10,11 @@ struct AuthenticationEndToEndTests {
     static let fooToken = "foo-token-0123456789abcdef"
     static let barToken = "bar-token-0123456789abcdef"
 
-    func write(_ text: String, to name: String, in deployment: Deployment) throws -> String {
-        let path = deployment.directory.appendingPathComponent(name).path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     /// The impostor of the issue: a second session claiming `foo` without foo's token is
     /// refused, so the real client keeps every dial.
     @Test func impostorIsRefusedAndTheRealClientKeepsEveryDial() throws {
         let deployment = try Deployment(fileSize: 64 << 10)
-        let tokens = try write("foo \(Self.fooToken)\n", to: "client-tokens", in: deployment)
+        let tokens = try deployment.write("foo \(Self.fooToken)\n", to: "client-tokens")
         let port = try deployment.startServer(["-client-tokens", tokens])
         try deployment.startClient(serverPort: port, environment: ["REMOTEDIALER_TOKEN": Self.fooToken])
         let server = deployment.servers[0]
@@ -45,7 +39,7 @@ struct AuthenticationEndToEndTests {
     @Test func hashedTokensWorkAndTheOpenModeWarns() throws {
         let deployment = try Deployment(fileSize: 1024)
         let digest = Digest.hex(Digest.sha256(Array(Self.barToken.utf8)))
-        let tokens = try write("# hashed\nbar sha256:\(digest)\n", to: "client-tokens", in: deployment)
+        let tokens = try deployment.write("# hashed\nbar sha256:\(digest)\n", to: "client-tokens")
         let port = try deployment.startServer(["-client-tokens", tokens])
         try deployment.startClient(serverPort: port, id: "bar", ["-token", Self.barToken])
 
@@ -58,7 +52,7 @@ struct AuthenticationEndToEndTests {
     /// the target never sees the credential.
     @Test func proxyUsersNeedATokenAndAScopeAndTheTargetNeverSeesIt() throws {
         let deployment = try Deployment(fileSize: 1024)
-        let users = try write("alice alice-token-0123456789 foo\nbob bob-token-0123456789 bar,team-*\n", to: "proxy-tokens", in: deployment)
+        let users = try deployment.write("alice alice-token-0123456789 foo\nbob bob-token-0123456789 bar,team-*\n", to: "proxy-tokens")
         let port = try deployment.startServer(["-proxy-tokens", users])
         try deployment.startClient(serverPort: port, probe: ["-H", "Authorization: Bearer alice-token-0123456789"])
         let echo = HeadEchoServer()
@@ -101,18 +95,18 @@ struct AuthenticationEndToEndTests {
     /// file is reported while the previous list stays in force.
     @Test func sighupRotatesClientTokens() throws {
         let deployment = try Deployment(fileSize: 1024)
-        let tokens = try write("foo \(Self.fooToken)\n", to: "client-tokens", in: deployment)
+        let tokens = try deployment.write("foo \(Self.fooToken)\n", to: "client-tokens")
         let port = try deployment.startServer(["-client-tokens", tokens])
         let server = deployment.servers[0]
         try deployment.startClient(serverPort: port, environment: ["REMOTEDIALER_TOKEN": Self.fooToken])
 
-        _ = try write("bar \(Self.barToken)\n", to: "client-tokens", in: deployment)
+        _ = try deployment.write("bar \(Self.barToken)\n", to: "client-tokens")
         kill(server.pid, SIGHUP)
         #expect(waitUntil(seconds: 5) { server.output.contains("closing session foo/") && server.output.contains("revoked foo") }, "\(server.output.suffix(1500))")
         #expect(waitUntil(seconds: 10) { (try? curl([deployment.url(port)]))?.status == 500 }, "foo still reachable after revocation")
         try deployment.startClient(serverPort: port, id: "bar", environment: ["REMOTEDIALER_TOKEN": Self.barToken])
 
-        _ = try write("bar\n", to: "client-tokens", in: deployment)
+        _ = try deployment.write("bar\n", to: "client-tokens")
         kill(server.pid, SIGHUP)
         #expect(waitUntil(seconds: 5) { server.output.contains("keeping the previous client tokens: \(tokens):1: want NAME TOKEN") }, "\(server.output.suffix(1500))")
         #expect(try curl([deployment.url(port, client: "bar")]).status == 200)
@@ -122,18 +116,18 @@ struct AuthenticationEndToEndTests {
     /// SIGHUP re-reads `-peers-file`: a peer added to the file is linked without a restart.
     @Test func sighupRereadsThePeersFile() throws {
         let deployment = try Deployment(fileSize: 1024)
-        let peersFile = try write("# no peers yet\n", to: "peers", in: deployment)
+        let peersFile = try deployment.write("# no peers yet\n", to: "peers")
         let portA = try deployment.startServer(["-id", "A", "-token", "peer-secret", "-peers-file", peersFile])
         let serverA = deployment.servers[0]
         try deployment.startClient(serverPort: portA)
         let portB = try deployment.startServer(["-id", "B", "-token", "peer-secret", "-peers", "A:peer-secret:ws://127.0.0.1:\(portA)/connect"])
         #expect(try curl([deployment.url(portB)]).status == 500, "B reached foo before A knew B")
 
-        _ = try write("B:peer-secret:ws://127.0.0.1:\(portB)/connect\n", to: "peers", in: deployment)
+        _ = try deployment.write("B:peer-secret:ws://127.0.0.1:\(portB)/connect\n", to: "peers")
         kill(serverA.pid, SIGHUP)
         #expect(waitUntil(seconds: 15) { (try? curl([deployment.url(portB)]))?.status == 200 }, "\(serverA.output.suffix(1500))")
 
-        _ = try write("B:only-two-fields\n", to: "peers", in: deployment)
+        _ = try deployment.write("B:only-two-fields\n", to: "peers")
         kill(serverA.pid, SIGHUP)
         #expect(waitUntil(seconds: 5) { serverA.output.contains("keeping the previous peers: \(peersFile):1:") })
         #expect(try curl([deployment.url(portB)]).status == 200)

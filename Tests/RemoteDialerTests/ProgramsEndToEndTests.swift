@@ -24,6 +24,13 @@ final class Deployment {
 
     var file: Data { (try? Data(contentsOf: directory.appendingPathComponent("file"))) ?? Data() }
 
+    /// Writes `text` to `name` in the deployment's directory (a token or peers file); returns its path.
+    func write(_ text: String, to name: String) throws -> String {
+        let path = directory.appendingPathComponent(name).path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// Starts a server on `port`, or on a port the kernel picks (read from its "listening on"
     /// line, so no other process can take it between choosing and binding); returns the port.
     @discardableResult

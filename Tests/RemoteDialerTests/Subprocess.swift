@@ -14,11 +14,18 @@ final class Subprocess {
     let log: URL
     let name: String
 
-    init(_ program: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:]) throws {
+    /// `hosts`: the program sees this file as /etc/hosts (a bind mount in a mount namespace of
+    /// its own, so the machine's configuration is untouched; needs root).
+    init(_ program: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:], hosts: URL? = nil) throws {
         name = program
         let executable = try Self.locate(program)
-        process.executableURL = executable
-        process.arguments = arguments
+        if let hosts {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+            process.arguments = ["-m", "/bin/sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts.path, executable.path] + arguments
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
         if let directory { process.currentDirectoryURL = directory }
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         log = FileManager.default.temporaryDirectory.appendingPathComponent("\(program)-\(UUID().uuidString).log")
@@ -99,12 +106,13 @@ struct CurlResult {
     var exitCode: Int32
 }
 
-/// Runs curl (a client we did not write) and returns status, body and exit code.
-func curl(_ arguments: [String], timeout: Double = 60) throws -> CurlResult {
+/// Runs curl (a client we did not write) and returns status, body and exit code. `status` is
+/// what `writeOut` prints: the response's code, or `%{http_connect}` for a proxy's CONNECT answer.
+func curl(_ arguments: [String], timeout: Double = 60, writeOut: String = "%{http_code}") throws -> CurlResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
     let bodyFile = FileManager.default.temporaryDirectory.appendingPathComponent("curl-\(UUID().uuidString)")
-    process.arguments = ["-s", "-o", bodyFile.path, "-w", "%{http_code}", "--max-time", String(Int(timeout))] + arguments
+    process.arguments = ["-s", "-o", bodyFile.path, "-w", writeOut, "--max-time", String(Int(timeout))] + arguments
     let output = Pipe()
     process.standardOutput = output
     try process.run()
@@ -113,6 +121,25 @@ func curl(_ arguments: [String], timeout: Double = 60) throws -> CurlResult {
     let body = (try? Data(contentsOf: bodyFile)) ?? Data()
     try? FileManager.default.removeItem(at: bodyFile)
     return CurlResult(status: Int(status) ?? 0, body: body, exitCode: process.terminationStatus)
+}
+
+/// Runs a program we did not write (`/usr/bin/env` finds it) to completion: its exit status,
+/// stdout and stderr; `input` is fed to its stdin.
+func runTool(_ arguments: [String], input: URL? = nil) throws -> (status: Int32, output: Data, errors: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let output = Pipe(), errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    if let input { process.standardInput = try FileHandle(forReadingFrom: input) }
+    try process.run()
+    // stderr is read on another thread so neither pipe can fill up and stall the program.
+    let errorText = OneShot<Data>()
+    Thread { errorText.set(errors.fileHandleForReading.readDataToEndOfFile()) }.start()
+    let bytes = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, bytes, String(decoding: errorText.wait() ?? Data(), as: UTF8.self))
 }
 
 /// curl's stdout and stderr together (response heads with -D -, connection reuse with -v).

@@ -35,16 +35,8 @@ struct TLSEndToEndTests {
         #expect(download.body == deployment.file)
 
         // An https target: openssl s_server -www, reached with TLS inside the tunnelled connection.
-        let targetPort = freePort()
-        let target = Process()
-        target.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        target.arguments = ["s_server", "-accept", "127.0.0.1:\(targetPort)", "-cert", Self.file("server.pem"), "-key", Self.file("server.key"), "-www"]
-        target.standardOutput = FileHandle.nullDevice
-        target.standardError = FileHandle.nullDevice
-        try target.run()
-        defer { kill(target.processIdentifier, SIGKILL); target.waitUntilExit() }
-        #expect(waitUntil(seconds: 10) { canConnect(port: targetPort) })
-        let page = try curl(["--cacert", Self.file("ca.pem"), "https://127.0.0.1:\(port)/client/foo/https/localhost:\(targetPort)/"])
+        let target = try OpenSSLTarget()
+        let page = try curl(["--cacert", Self.file("ca.pem"), "https://127.0.0.1:\(port)/client/foo/https/localhost:\(target.port)/"])
         #expect(page.status == 200)
         #expect(String(decoding: page.body, as: UTF8.self).contains("s_server"), "\(String(decoding: page.body.prefix(300), as: UTF8.self))")
     }

@@ -1,0 +1,67 @@
+import Logging
+import Reactor
+import Tunnel
+
+/// `-forward LISTEN=CLIENT/tcp/HOST:PORT`: a listener on the server whose every accepted
+/// connection is dialled by CLIENT to HOST:PORT and spliced with it (`StreamRelay`,
+/// back-pressure end to end). While CLIENT has no session, accepted connections are closed at
+/// once (the requester sees a connection that ends without a byte), logged at most once a
+/// second; a dial the client refuses closes the connection the same way.
+public final class PortForward {
+    public struct Spec: Equatable, Sendable, CustomStringConvertible {
+        public let listen: SocketAddress
+        public let clientKey: String
+        public let target: TargetAddress
+
+        /// `LISTEN=CLIENT/tcp/HOST:PORT`, LISTEN as `-listen` (`:port` for every interface).
+        public init(parsing text: String) throws(ForwardSpecError) {
+            let sides = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard sides.count == 2 else { throw ForwardSpecError(text, "want LISTEN=CLIENT/tcp/HOST:PORT") }
+            guard let listen = try? SocketAddress(String(sides[0])) else { throw ForwardSpecError(text, "bad listen address \(sides[0])") }
+            let parts = sides[1].split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, !parts[0].isEmpty else { throw ForwardSpecError(text, "want LISTEN=CLIENT/tcp/HOST:PORT") }
+            guard parts[1] == "tcp" else { throw ForwardSpecError(text, "only tcp can be forwarded") }
+            guard let target = TargetAddress(authority: String(parts[2])) else { throw ForwardSpecError(text, "bad target \(parts[2])") }
+            self.listen = listen
+            clientKey = String(parts[0])
+            self.target = target
+        }
+
+        public var description: String { "\(listen)=\(clientKey)/tcp/\(target)" }
+    }
+
+    public let spec: Spec
+    let server: RemoteDialerServer
+    private var refusals = LogThrottle()
+    var logger = Logger(label: "remotedialer.forward")
+
+    public init(spec: Spec, server: RemoteDialerServer) {
+        self.spec = spec
+        self.server = server
+    }
+
+    /// Listens on the server's loop.
+    public func listen(options: ListenOptions = ListenOptions()) throws(SocketError) -> Listener {
+        try server.loop.listen(on: spec.listen, options: options) { [self] connection in accept(connection) }
+    }
+
+    private func accept(_ connection: Connection) {
+        let tunnelled: TunnelConnection
+        do {
+            guard server.canReach(clientKey: spec.clientKey) else { throw DialError("client \(spec.clientKey) is not connected") }
+            tunnelled = try server.dial(clientKey: spec.clientKey, address: spec.target.description)
+        } catch {
+            if let suppressed = refusals.admit(now: MonotonicClock.now()) {
+                logger.warning("forward \(spec): closing a connection from \(connection.remoteAddress.map { "\($0)" } ?? "?"): \(error)\(suppressed > 0 ? " (\(suppressed) more suppressed)" : "")")
+            }
+            return connection.close()
+        }
+        _ = StreamRelay(connection, tunnelled)
+    }
+}
+
+/// A `-forward` value that does not parse.
+public struct ForwardSpecError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ text: String, _ reason: String) { description = "bad -forward \(text): \(reason)" }
+}

@@ -1,0 +1,132 @@
+import Logging
+import Reactor
+import Tunnel
+
+/// `-socks ADDR`: SOCKS5 (RFC 1928) CONNECT through a client, the username (RFC 1929) naming
+/// the client and the password being a proxy token under the proxy route's rules
+/// (`ProxyAccess`). Names are resolved by the client, like every Connect. Replies: unknown
+/// token → authentication failure; out of scope or address not allowed → "not allowed"; no
+/// session → "host unreachable"; the client's refusal within `dialWait` → its reply code;
+/// otherwise "succeeded" and the stream is spliced (a later refusal closes it).
+public final class SOCKS5Server {
+    let server: RemoteDialerServer
+    let access: ProxyAccess
+    let dialWait: Duration
+    /// From accept to a complete CONNECT request.
+    let handshakeTimeout: Duration
+    var logger = Logger(label: "remotedialer.socks")
+
+    public init(server: RemoteDialerServer, access: ProxyAccess, dialWait: Duration = .milliseconds(250),
+                handshakeTimeout: Duration = .seconds(10)) {
+        self.server = server
+        self.access = access
+        self.dialWait = dialWait
+        self.handshakeTimeout = handshakeTimeout
+    }
+
+    /// Listens on the server's loop.
+    public func listen(on address: SocketAddress, options: ListenOptions = ListenOptions()) throws(SocketError) -> Listener {
+        try server.loop.listen(on: address, options: options) { [self] connection in
+            connection.start(handler: SOCKS5Negotiation(socks: self, connection: connection))
+        }
+    }
+
+    /// What a failed dial means in SOCKS5 terms, from the Go error text the client sent.
+    static func replyCode(for error: any Error) -> SOCKS5Handshake.ReplyCode {
+        let text = "\(error)"
+        if text.hasSuffix("connection refused") { return .connectionRefused }
+        if text.contains("no such host") || text.contains("no route to host") { return .hostUnreachable }
+        if text.contains("network is unreachable") { return .networkUnreachable }
+        if text.contains("i/o timeout") || text.contains("timed out") { return .ttlExpired }
+        if text.contains("not allowed") { return .notAllowed }
+        return .generalFailure
+    }
+}
+
+/// One SOCKS5 requester from accept until its stream is spliced (or refused).
+final class SOCKS5Negotiation: StreamHandler {
+    private let socks: SOCKS5Server
+    private var handshake = SOCKS5Handshake()
+    private var verdict: ProxyAccess.Verdict?
+    private var clientKey = ""
+    private var timer: TimerID?
+    /// The tunnelled connection while its dial is watched: closed if the requester leaves.
+    private var pending: TunnelConnection?
+    private let remoteAddress: SocketAddress?
+
+    init(socks: SOCKS5Server, connection: Connection) {
+        self.socks = socks
+        remoteAddress = connection.remoteAddress
+        weak let weakConnection = connection
+        timer = connection.loop.scheduleTimer(after: socks.handshakeTimeout) { weakConnection?.close() }
+    }
+
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        while stream.isOpen && pending == nil {
+            let offered = buffer.bytes(from: 0, count: min(buffer.readableBytes, SOCKS5Handshake.maxMessageBytes))
+            switch handshake.step(offered[...]) {
+            case .needMore:
+                return
+            case .reply(let reply, let consumed):
+                buffer.consume(consumed)
+                stream.write(reply)
+            case .refuse(let reply):
+                return refuse(stream, reply)
+            case .credentials(let user, let password, let consumed):
+                buffer.consume(consumed)
+                clientKey = user
+                let verdict = socks.access.verdict(token: password, remoteAddress: remoteAddress, clientKey: user)
+                self.verdict = verdict
+                switch verdict {
+                case .missingToken, .unknownToken: return refuse(stream, SOCKS5Handshake.authenticationReply(success: false))
+                case .allowed, .outOfScope, .addressNotAllowed: stream.write(SOCKS5Handshake.authenticationReply(success: true))
+                }
+            case .connect(let target, let consumed):
+                buffer.consume(consumed)
+                return connect(stream, to: target)
+            }
+        }
+    }
+
+    private func connect(_ stream: any ByteStream, to target: TargetAddress) {
+        stream.pauseReading()  // what follows the request is for the target, relayed later
+        cancelTimer(stream.loop)
+        guard case .allowed = verdict else { return refuse(stream, SOCKS5Handshake.reply(.notAllowed)) }
+        guard socks.server.canReach(clientKey: clientKey) else { return refuse(stream, SOCKS5Handshake.reply(.hostUnreachable)) }
+        let connection: TunnelConnection
+        do { connection = try socks.server.dial(clientKey: clientKey, address: target.description) } catch {
+            return refuse(stream, SOCKS5Handshake.reply(.generalFailure))
+        }
+        pending = connection
+        DialOutcomeWatch(connection, wait: socks.dialWait) { [weak self, weak stream] outcome in
+            self?.pending = nil
+            guard let stream, stream.isOpen else { return connection.close() }
+            switch outcome {
+            case .refused(let error):
+                self?.refuse(stream, SOCKS5Handshake.reply(SOCKS5Server.replyCode(for: error)))
+            case .open:
+                stream.write(SOCKS5Handshake.reply(.succeeded))
+                _ = StreamRelay(stream, connection)
+            }
+        }
+    }
+
+    private func refuse(_ stream: any ByteStream, _ reply: [UInt8]) {
+        cancelTimer(stream.loop)
+        stream.write(reply)
+        stream.closeAfterFlush()
+    }
+
+    private func cancelTimer(_ loop: EventLoop) {
+        if let timer { loop.cancelTimer(timer) }
+        timer = nil
+    }
+
+    func streamDidReadEOF(_ stream: any ByteStream) { stream.close() }
+
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {
+        cancelTimer(stream.loop)
+        pending?.close()
+        pending = nil
+    }
+}
