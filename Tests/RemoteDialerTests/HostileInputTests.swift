@@ -7,6 +7,15 @@ import Tunnel
 /// defects found against 06925ba, driven with raw sockets against the real programs.
 @Suite(.serialized)
 struct HostileInputTests {
+    /// A server and a raw session "mallory" on it, for the flood tests.
+    private func serverWithAttacker() throws -> (Deployment, UInt16, Subprocess, RawTunnelClient) {
+        let deployment = try Deployment(fileSize: 1024)
+        let port = try deployment.startServer()
+        let attacker = try #require(RawTunnelClient(port: port, clientID: "mallory"))
+        try #require(attacker.upgraded, "\(attacker.statusLine)")
+        return (deployment, port, deployment.servers[0], attacker)
+    }
+
     /// Item 1: a malformed chunked body on the proxy route got 400, then the upstream answer
     /// reached an exchange whose connection was gone and the whole server aborted.
     @Test func malformedChunkedBodiesOnTheProxyRouteNeverCrashTheServer() throws {
@@ -127,11 +136,8 @@ struct HostileInputTests {
     /// Item 4: Data for unknown ids from a client that never reads: before, each got an Error
     /// reply queued without bound (~60 MB per session). Now one per id, none while backed up.
     @Test func unknownIDFloodFromAClientThatNeverReadsKeepsMemoryBounded() throws {
-        let deployment = try Deployment(fileSize: 1024)
-        let port = try deployment.startServer()
-        let server = deployment.servers[0]
-        let attacker = try #require(RawTunnelClient(port: port, clientID: "mallory"))
-        try #require(attacker.upgraded, "\(attacker.statusLine)")
+        let (deployment, port, server, attacker) = try serverWithAttacker()
+        defer { withExtendedLifetime((deployment, port)) {} }  // its deinit stops the programs
         let before = server.peakResidentBytes
         let sent = attacker.send((0..<1_500_000).lazy.map { index in
             TunnelMessage.data(id: Int64(index + 1), connID: Int64(1_000_000 + index), [0x41])
@@ -148,11 +154,8 @@ struct HostileInputTests {
     /// Item 5: a client session's AddClient floods stored every key (1M → 297 MB) and could
     /// steer other clients' traffic to it; now they are ignored.
     @Test func addClientFloodFromAClientSessionStoresNothing() throws {
-        let deployment = try Deployment(fileSize: 1024)
-        let port = try deployment.startServer()
-        let server = deployment.servers[0]
-        let attacker = try #require(RawTunnelClient(port: port, clientID: "mallory"))
-        try #require(attacker.upgraded, "\(attacker.statusLine)")
+        let (deployment, port, server, attacker) = try serverWithAttacker()
+        defer { withExtendedLifetime((deployment, port)) {} }  // its deinit stops the programs
         let before = server.peakResidentBytes
         #expect(attacker.send((0..<300_000).lazy.map { index in
             TunnelMessage.addClient(id: Int64(index + 1), RemoteClient(clientKey: "victim-\(index)", sessionKey: 1))
@@ -168,11 +171,8 @@ struct HostileInputTests {
 
     /// Item 6: each refused Connect wrote one log line; a flood now writes about one a second.
     @Test func connectFloodWritesABoundedNumberOfLogLines() throws {
-        let deployment = try Deployment(fileSize: 1024)
-        let port = try deployment.startServer()
-        let server = deployment.servers[0]
-        let attacker = try #require(RawTunnelClient(port: port, clientID: "mallory"))
-        try #require(attacker.upgraded, "\(attacker.statusLine)")
+        let (deployment, port, server, attacker) = try serverWithAttacker()
+        defer { withExtendedLifetime((deployment, port)) {} }  // its deinit stops the programs
         let start = Date()
         for round in 0..<4 {
             #expect(attacker.send((0..<10_000).lazy.map { index in

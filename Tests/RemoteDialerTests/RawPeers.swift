@@ -206,19 +206,6 @@ final class BlackHole {
     }
 }
 
-/// A listening socket on 127.0.0.1 with a port the kernel picked.
-func listenOnLoopback() -> (fd: Int32, port: UInt16) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    Glibc.listen(fd, 1024)
-    return (fd, UInt16(bigEndian: address.sin_port))
-}
-
 extension Subprocess {
     /// Peak resident memory (VmHWM) in bytes, from /proc.
     var peakResidentBytes: Int { procStatus("VmHWM") }

@@ -52,15 +52,22 @@ public func connectLoopback(port: UInt16) -> Int32? {
 
 /// A loopback port nobody listens on right now (bound, read, released).
 public func freePort() -> UInt16 {
+    let (fd, port) = listenOnLoopback()
+    close(fd)
+    return port
+}
+
+/// A listening socket on 127.0.0.1 with a port the kernel picked.
+public func listenOnLoopback() -> (fd: Int32, port: UInt16) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
+    listen(fd, 1024)
+    return (fd, UInt16(bigEndian: address.sin_port))
 }
 
 /// The test byte pattern: byte `i` of a stream is `i % 251`, so any position can be checked.
