@@ -176,6 +176,25 @@ public final class HTTPServerConnection: StreamHandler {
         stream.resumeReading()
     }
 
+    /// True while the connection still speaks HTTP (not upgraded, not closed): a request may be
+    /// in progress or a response still flushing.
+    public var isServingHTTP: Bool {
+        if case .done = phase { return false }
+        return true
+    }
+
+    /// No more keep-alive (a draining server): an idle kept-alive connection closes now, one
+    /// serving a request closes once its response is flushed.
+    public func stopKeepingAlive() {
+        keepAlive = false
+        if case .keptAlive = phase { close() }
+    }
+
+    private func close() {
+        enter(.done)
+        stream.close()
+    }
+
     func detach() -> any ByteStream {
         enter(.done)
         return stream

@@ -39,6 +39,7 @@ public struct ClientRoute {
         case .refused(let status, let headers, let body): return exchange.respond(status, headers: headers, body: body)
         case .allowed(let consumed): consumedAuthorization = consumed
         }
+        guard !server.isDraining else { return exchange.respond(.serviceUnavailable, body: "server draining\n") }
         let path = parts.count > 3 ? String(parts[3]) : ""
         let url = "\(scheme)://\(host)/\(path)"
         let method = exchange.head.method

@@ -46,6 +46,7 @@ public final class RemoteDialerServer {
     private var peerLinks: [String: PeerLink] = [:]
     private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics)
     private var closing = false
+    private var drainInProgress: ServerDrain?
     private var bufferCheckTimer: TimerID?
     /// Sessions closed because the server-wide buffer cap was crossed.
     public private(set) var sessionsClosedForMemory = 0
@@ -70,6 +71,7 @@ public final class RemoteDialerServer {
     public func handleConnect(_ exchange: HTTPServerExchange) {
         loop.assertInLoop()
         guard !closing else { return exchange.respond(.serviceUnavailable, body: "server shutting down") }
+        guard !isDraining else { return exchange.respond(.serviceUnavailable, body: "server draining\n") }
         let head = exchange.head
         // As Go: authentication first (so a stranger learns nothing else), then the handshake.
         if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken],
@@ -196,18 +198,51 @@ public final class RemoteDialerServer {
     /// Every session we hold, for a new peer link to announce.
     var announceableSessions: [(String, Int64)] { sessions.allSessions }
 
-    // MARK: Shutdown
+    // MARK: Drain and shutdown
 
-    /// Refuses new sessions, ends every connection with Error "EOF", closes sessions and links.
+    /// True from `drain` on: `/healthz` says so, new sessions and new proxied requests get 503.
+    public var isDraining: Bool { drainInProgress != nil }
+
+    /// Tunnelled connections open on all sessions (proxied requests, peers' forwarded dials).
+    public var openTunnelledConnections: Int { sessions.everySession.reduce(0) { $0 + $1.connectionCount } }
+
+    /// Starts a graceful drain: new sessions and new `/client/...` requests are refused (503);
+    /// tunnelled connections continue until none is left (nor any work `alsoWaitFor` reports,
+    /// e.g. responses still flushing to requesters) or `timeout` passes; then `shutdown()` ends
+    /// what remains with Error "EOF" and `completion` runs. A second call does nothing.
+    public func drain(timeout: Duration, alsoWaitFor otherWork: @escaping () -> Bool = { false }, completion: @escaping () -> Void) {
+        loop.assertInLoop()
+        guard !closing, drainInProgress == nil else { return }
+        logger.info("draining: \(openTunnelledConnections) tunnelled connections open, at most \(timeout)")
+        drainInProgress = ServerDrain(loop: loop, timeout: timeout, isBusy: { [weak self] in
+            guard let self else { return false }
+            return openTunnelledConnections > 0 || otherWork()
+        }, finish: { [weak self] in
+            guard let self else { return }
+            let left = openTunnelledConnections
+            logger.info("drain over\(left > 0 ? ": ending \(left) tunnelled connections" : "")")
+            shutdown()
+            completion()
+        })
+    }
+
+    /// Ends a drain at once (an operator's second SIGTERM): `shutdown()`, then its completion.
+    public func finishDrain() {
+        loop.assertInLoop()
+        drainInProgress?.finishNow()
+    }
+
+    /// Refuses new sessions, ends every connection with Error "EOF", closes sessions (peers
+    /// hear each one removed while the links are still up), then the links.
     public func shutdown() {
         loop.assertInLoop()
         closing = true
         if let bufferCheckTimer { loop.cancelTimer(bufferCheckTimer) }
         bufferCheckTimer = nil
-        for link in peerLinks.values { link.stop() }
-        peerLinks.removeAll()
         for session in sessions.everySession {
             session.closeGracefully()
         }
+        for link in peerLinks.values { link.stop() }
+        peerLinks.removeAll()
     }
 }

@@ -70,6 +70,8 @@ struct ServerCommand: ParsableCommand {
     var maxWriteQueue = FlagBytes(argument: "16M")!
     @Option(name: .goStyle("max-buffered"), help: "Bytes buffered by all sessions together; past it the largest are closed first")
     var maxBuffered = FlagBytes(argument: "1G")!
+    @Option(name: .goStyle("drain-timeout"), help: "On SIGTERM, how long in-flight transfers may continue (a second SIGTERM ends them at once)")
+    var drainTimeout = FlagDuration(argument: "30s")!
 
     func run() throws {
         bootstrapLogging(debug: debug)
@@ -128,7 +130,10 @@ struct ServerCommand: ParsableCommand {
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
-        router.add("/healthz") { $0.respond(.ok, body: "ok\n") }
+        router.add("/healthz") { exchange in
+            if server.isDraining { return exchange.respond(.serviceUnavailable, body: "draining\n") }
+            exchange.respond(.ok, body: "ok\n")
+        }
         router.add("/metrics") { exchange in
             if let metricsAllowed, !metricsAllowed.contains(exchange.remoteAddress) { return exchange.respond(.forbidden, body: "forbidden\n") }
             var bytes: [UInt8] = []
@@ -152,11 +157,26 @@ struct ServerCommand: ParsableCommand {
                 if signal == SIGHUP {
                     return reload(credentials: credentials, access: access, peers: peerSet, server: server, logger: logger)
                 }
-                logger.info("signal \(signal): shutting down")
-                http.close()
-                server.shutdown()
-                // Let the Error EOF and Close frames flush.
-                loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
+                let exit = {
+                    http.close()
+                    // Let the Error EOF and Close frames flush.
+                    loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
+                }
+                switch signal {
+                case SIGTERM where server.isDraining:
+                    logger.info("second SIGTERM: ending the drain now")
+                    server.finishDrain()
+                case SIGTERM:
+                    // Keep listening so /healthz can say 503 draining; requesters' connections
+                    // close after their response, and the drain waits for those to flush.
+                    logger.info("SIGTERM: draining (at most \(drainTimeout))")
+                    http.stopKeepingAlive()
+                    server.drain(timeout: drainTimeout.duration, alsoWaitFor: { http.servingConnections > 0 }, completion: exit)
+                default:
+                    logger.info("signal \(signal): shutting down")
+                    server.shutdown()
+                    exit()
+                }
             }
         }
     }
