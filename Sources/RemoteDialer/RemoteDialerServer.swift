@@ -38,6 +38,8 @@ public final class RemoteDialerServer {
     public let loop: EventLoop
     public let options: ServerOptions
     public let sessions = SessionManager()
+    /// Where this server listens, as reports show it (set by whoever binds the listener).
+    public var listenAddress = ""
     let authorizer: Authorizer
     let metrics = ServerMetrics()
     var logger = Logger(label: "remotedialer.server")

@@ -151,6 +151,7 @@ struct ServerCommand: ParsableCommand {
         }
         try loop.run {
             let bound = try http.listen(on: address, options: listenOptions)
+            server.listenAddress = "\(bound)"
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
             try peerSet.apply(peerList, to: server)
             _ = try loop.watchSignals(signals) { signal in
