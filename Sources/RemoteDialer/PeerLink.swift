@@ -27,6 +27,9 @@ final class PeerLink {
 
     func start() { attempt() }
 
+    /// True while the link's session is up.
+    var isConnected: Bool { session?.isOpen ?? false }
+
     func stop() {
         stopped = true
         if let retryTimer { loop.cancelTimer(retryTimer) }

@@ -1,3 +1,4 @@
+import Glibc
 import HTTP
 import Logging
 import Reactor
@@ -34,6 +35,12 @@ public struct ServerOptions: Sendable {
 /// The tunnel server: authenticates WebSocket upgrades, keeps sessions by client key, dials
 /// through them, and links to peer servers. One loop owns it all (no locks on the data path);
 /// other threads reach it with `loop.execute`.
+/// Where a session came from and when (wall-clock seconds since 1970).
+struct SessionOrigin {
+    let remoteAddress: String
+    let connectedAt: Int
+}
+
 public final class RemoteDialerServer {
     public let loop: EventLoop
     public let options: ServerOptions
@@ -46,7 +53,11 @@ public final class RemoteDialerServer {
     /// Configured peers by id: their tokens authenticate incoming peer sessions.
     private var peerTokens: [String: String] = [:]
     private var peerLinks: [String: PeerLink] = [:]
-    private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics)
+    let traffic = ClientTraffic()
+    private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics, traffic: traffic)
+    /// Where each open session came from and since when, for the status reports.
+    private(set) var sessionOrigins: [ObjectIdentifier: SessionOrigin] = [:]
+    private var trafficSampleTimer: TimerID?
     private var closing = false
     private var drainInProgress: ServerDrain?
     private var bufferCheckTimer: TimerID?
@@ -117,8 +128,10 @@ public final class RemoteDialerServer {
                                     options: tunnelOptions, logger: logger)
         session.observer = sessionObserver
         let sessionKey = session.sessionKey
+        sessionOrigins[ObjectIdentifier(session)] = SessionOrigin(remoteAddress: exchange.remoteAddress.map { "\($0)" } ?? "", connectedAt: Int(time(nil)))
         session.onClose = { [weak self, weak session] error in
             guard let self, let session else { return }
+            sessionOrigins[ObjectIdentifier(session)] = nil
             logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")")
             sessions.remove(session, peer: peer)
             metrics.sessionRemoved(clientKey: clientKey, peer: peer)
@@ -136,6 +149,10 @@ public final class RemoteDialerServer {
         guard bufferCheckTimer == nil else { return }
         let interval = options.bufferCheckInterval
         bufferCheckTimer = loop.scheduleTimer(after: interval, repeating: interval) { [weak self] in self?.enforceBufferCap() }
+        trafficSampleTimer = loop.scheduleTimer(after: .seconds(1), repeating: .seconds(1)) { [weak self] in
+            guard let self else { return }
+            traffic.sample(connected: Set(sessions.clientKeys))
+        }
     }
 
     /// Redis's client-output-buffer-limit, server-wide: when all sessions together hold more
@@ -173,6 +190,19 @@ public final class RemoteDialerServer {
     }
     public func listClients() -> [String] { sessions.clientKeys }
 
+    /// Closes every session of client `clientKey` (the admin API's DELETE); it reconnects
+    /// unless its credential was revoked. Returns how many were closed.
+    @discardableResult
+    public func disconnectClient(_ clientKey: String) -> Int {
+        loop.assertInLoop()
+        let closing = sessions.clients[clientKey] ?? []
+        for session in closing {
+            logger.info("closing session \(clientKey)/\(session.sessionKey): disconnected by an operator")
+            session.close(error: TunnelError.sessionClosed)
+        }
+        return closing.count
+    }
+
     // MARK: Peers
 
     /// Links to peer `id` at `url` (its connect path); both sides must list each other with the
@@ -192,6 +222,9 @@ public final class RemoteDialerServer {
         peerTokens[id] = nil
         peerLinks.removeValue(forKey: id)?.stop()
     }
+
+    /// The configured peers, by id.
+    var peerLinksByID: [String: PeerLink] { peerLinks }
 
     private func announceToPeers(_ client: RemoteClient, added: Bool) {
         for link in peerLinks.values { link.announce(client, added: added) }
@@ -239,8 +272,9 @@ public final class RemoteDialerServer {
     public func shutdown() {
         loop.assertInLoop()
         closing = true
-        if let bufferCheckTimer { loop.cancelTimer(bufferCheckTimer) }
+        for timer in [bufferCheckTimer, trafficSampleTimer].compactMap({ $0 }) { loop.cancelTimer(timer) }
         bufferCheckTimer = nil
+        trafficSampleTimer = nil
         for session in sessions.everySession {
             session.closeGracefully()
         }

@@ -48,6 +48,10 @@ struct ServerCommand: ParsableCommand {
     var proxyAllowFrom = "127.0.0.1/32,::1/128"
     @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
     var metricsAllowFrom: String?
+    @Option(name: .goStyle("admin-tokens"), help: "File of 'NAME TOKEN' lines: /api/ and /status need Authorization: Bearer TOKEN (reloaded on SIGHUP)")
+    var adminTokens: String?
+    @Option(name: .goStyle("admin-allow-from"), help: "Without -admin-tokens: address ranges that may use /api/ and /status")
+    var adminAllowFrom = "127.0.0.1/32,::1/128"
 
     // Limits and timeouts (README: "Limits and timeouts").
     @Option(name: .goStyle("head-timeout"), help: "Time to receive a request head (and answer an upgrade); then 408")
@@ -125,11 +129,14 @@ struct ServerCommand: ParsableCommand {
         if credentials == nil { logger.warning("clients are not authenticated: anyone can register as any client id (use -client-tokens)") }
         let access = ProxyAccess(users: try proxyTokens.map { try Self.credentials($0, needsRest: true) }, allowFrom: try AddressRanges(proxyAllowFrom))
         let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }
+        let adminAccess = AdminAccess(users: try adminTokens.map { try Self.credentials($0, needsRest: false) }, allowFrom: try AddressRanges(adminAllowFrom))
         let server = RemoteDialerServer(loop: loop, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
         let clientRoute = ClientRoute(server: server, access: access)
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
+        let adminRoute = AdminRoute(server: server, access: adminAccess, version: Self.version)
+        router.add(prefix: AdminRoute.prefix) { adminRoute.handle($0) }
         router.add("/healthz") { exchange in
             if server.isDraining { return exchange.respond(.serviceUnavailable, body: "draining\n") }
             exchange.respond(.ok, body: "ok\n")
@@ -156,7 +163,7 @@ struct ServerCommand: ParsableCommand {
             try peerSet.apply(peerList, to: server)
             _ = try loop.watchSignals(signals) { signal in
                 if signal == SIGHUP {
-                    return reload(credentials: credentials, access: access, peers: peerSet, server: server, logger: logger)
+                    return reload(credentials: credentials, access: access, admin: adminAccess, peers: peerSet, server: server, logger: logger)
                 }
                 let exit = {
                     http.close()
@@ -184,13 +191,16 @@ struct ServerCommand: ParsableCommand {
 }
 
 extension ServerCommand {
+    /// This build, as the status page and the admin API show it.
+    static let version = "remotedialer-swift 0.17.0"
+
     static func credentials(_ path: String, needsRest: Bool) throws -> CredentialsFile {
         try CredentialsFile(parsing: readTextFile(path), file: path, needsRest: needsRest)
     }
 
     /// SIGHUP: re-reads the credential files. A file that fails to parse is reported and the
     /// old list stays in force; a client whose token was removed loses its sessions.
-    func reload(credentials: ClientCredentials?, access: ProxyAccess, peers peerSet: PeerSet, server: RemoteDialerServer, logger: Logger) {
+    func reload(credentials: ClientCredentials?, access: ProxyAccess, admin: AdminAccess, peers peerSet: PeerSet, server: RemoteDialerServer, logger: Logger) {
         if let credentials, let path = clientTokens {
             do {
                 let removed = credentials.replace(with: try Self.credentials(path, needsRest: false))
@@ -206,6 +216,14 @@ extension ServerCommand {
                 logger.info("reloaded \(path)")
             } catch {
                 logger.error("keeping the previous proxy tokens: \(error)")
+            }
+        }
+        if let path = adminTokens {
+            do {
+                admin.replaceUsers(with: try Self.credentials(path, needsRest: false))
+                logger.info("reloaded \(path)")
+            } catch {
+                logger.error("keeping the previous admin tokens: \(error)")
             }
         }
         if let path = peersFile {
