@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine, only when missing:
 # libssl-dev (the TLS shim), openssl and curl (test peers), wrk (load generator for benchmarks),
-# python3 websockets and prometheus_client (interop peers / parsers in tests).
+# python3 websockets and prometheus_client (interop peers / parsers in tests), chromium (the
+# status page loaded in a real browser).
 set -euo pipefail
 
 missing=()
-for package in libssl-dev openssl curl wrk python3-pip; do
+for package in libssl-dev openssl curl wrk python3-pip chromium; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

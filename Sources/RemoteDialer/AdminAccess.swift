@@ -17,6 +17,9 @@ public final class AdminAccess: @unchecked Sendable {  // mutable state behind `
 
     public func replaceUsers(with new: CredentialsFile) { lock.withLock { users = new } }
 
+    /// True with admin users: requests are judged by token, not by address.
+    public var requiresToken: Bool { lock.withLock { users != nil } }
+
     /// Nil if allowed, else the refusal to send.
     public func refusal(head: HTTPRequestHead, remoteAddress: SocketAddress?) -> (status: HTTPStatus, headers: HTTPHeaders, body: String)? {
         guard let users = lock.withLock({ self.users }) else {

@@ -137,6 +137,9 @@ struct ServerCommand: ParsableCommand {
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
         let adminRoute = AdminRoute(server: server, access: adminAccess, version: Self.version)
         router.add(prefix: AdminRoute.prefix) { adminRoute.handle($0) }
+        // The page holds no data (its script reads the API): with admin tokens anyone may load
+        // it and is asked for a token; without, the address ranges apply to it as to the API.
+        router.add(StatusPage.path, method: "GET") { if adminAccess.requiresToken || adminRoute.admits($0) { StatusPage.respond($0) } }
         router.add("/healthz") { exchange in
             if server.isDraining { return exchange.respond(.serviceUnavailable, body: "draining\n") }
             exchange.respond(.ok, body: "ok\n")
