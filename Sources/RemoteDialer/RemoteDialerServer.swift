@@ -58,6 +58,10 @@ public final class RemoteDialerServer {
     /// Where each open session came from and since when, for the status reports.
     private(set) var sessionOrigins: [ObjectIdentifier: SessionOrigin] = [:]
     private var trafficSampleTimer: TimerID?
+    /// Bandwidth limits: bytes per second each way for every client, and per client id.
+    private var defaultClientRate: Int?
+    private var clientRates: [String: Int] = [:]
+    private var bandwidths: [String: ClientBandwidth] = [:]
     private var closing = false
     private var drainInProgress: ServerDrain?
     private var bufferCheckTimer: TimerID?
@@ -121,10 +125,16 @@ public final class RemoteDialerServer {
         }
         guard let stream = exchange.upgrade(response) else { return }
         let socket = WebSocketConnection(stream: stream, role: .server, options: options.webSocket)
-        // Only peer servers may tell us which clients they reach.
+        // Only peer servers may tell us which clients they reach; only clients have bandwidth limits.
         var tunnelOptions = options.tunnel
-        if !peer { tunnelOptions.maxAnnouncedClients = 0 }
-        let session = TunnelSession(transport: WebSocketTransport(socket: socket), role: .server, clientKey: clientKey,
+        let transport: any TunnelTransport
+        if peer {
+            transport = WebSocketTransport(socket: socket)
+        } else {
+            tunnelOptions.maxAnnouncedClients = 0
+            transport = ThrottledTransport(WebSocketTransport(socket: socket), bandwidth: bandwidth(for: clientKey))
+        }
+        let session = TunnelSession(transport: transport, role: .server, clientKey: clientKey,
                                     options: tunnelOptions, logger: logger)
         session.observer = sessionObserver
         let sessionKey = session.sessionKey
@@ -134,6 +144,7 @@ public final class RemoteDialerServer {
             sessionOrigins[ObjectIdentifier(session)] = nil
             logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")")
             sessions.remove(session, peer: peer)
+            if !peer && !sessions.hasSession(clientKey: clientKey) { bandwidths[clientKey] = nil }
             metrics.sessionRemoved(clientKey: clientKey, peer: peer)
         }
         startBufferChecks()
@@ -141,6 +152,27 @@ public final class RemoteDialerServer {
         sessions.add(session, peer: peer)
         metrics.sessionAdded(clientKey: clientKey, peer: peer)
         session.start()
+    }
+
+    // MARK: Bandwidth
+
+    /// Limits every client to `defaultRate` bytes a second each way, and the ids in `perClient`
+    /// to theirs (nil, or absent: unlimited). Applies at once to connected clients too.
+    public func setBandwidthLimits(defaultRate: Int?, perClient: [String: Int]) {
+        loop.assertInLoop()
+        defaultClientRate = defaultRate
+        clientRates = perClient
+        for (clientKey, bandwidth) in bandwidths { bandwidth.setRate(rate(for: clientKey)) }
+    }
+
+    /// Bytes per second each way client `clientKey` may move; nil: unlimited.
+    public func rate(for clientKey: String) -> Int? { clientRates[clientKey] ?? defaultClientRate }
+
+    private func bandwidth(for clientKey: String) -> ClientBandwidth {
+        if let bandwidth = bandwidths[clientKey] { return bandwidth }
+        let bandwidth = ClientBandwidth(loop: loop, rate: rate(for: clientKey))
+        bandwidths[clientKey] = bandwidth
+        return bandwidth
     }
 
     // MARK: Memory

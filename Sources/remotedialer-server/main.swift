@@ -74,6 +74,8 @@ struct ServerCommand: ParsableCommand {
     var maxWriteQueue = FlagBytes(argument: "16M")!
     @Option(name: .goStyle("max-buffered"), help: "Bytes buffered by all sessions together; past it the largest are closed first")
     var maxBuffered = FlagBytes(argument: "1G")!
+    @Option(name: .goStyle("client-rate"), help: "Bytes per second each client id may move, each way (e.g. 50M); -client-tokens may give a client its own as a third column")
+    var clientRate: FlagBytes?
     @Option(name: .goStyle("drain-timeout"), help: "On SIGTERM, how long in-flight transfers may continue (a second SIGTERM ends them at once)")
     var drainTimeout = FlagDuration(argument: "30s")!
 
@@ -124,8 +126,10 @@ struct ServerCommand: ParsableCommand {
         var listenOptions = ListenOptions()
         listenOptions.connection.writeQueueLimit = maxWriteQueue.bytes
         if let maxConnections, maxConnections < 1 { throw ValidationError("-max-connections must be positive") }
+        let clientTokenFile = try clientTokens.map { try Self.credentials($0, needsRest: false, allowsRest: true) }
         let credentials = clientTokens == nil && clientCA == nil ? nil
-            : ClientCredentials(tokens: try clientTokens.map { try Self.credentials($0, needsRest: false) }, requireCertificate: clientCA != nil)
+            : ClientCredentials(tokens: clientTokenFile, requireCertificate: clientCA != nil)
+        let perClientRates = try clientTokenFile.map { try Self.clientRates($0) } ?? [:]
         if credentials == nil { logger.warning("clients are not authenticated: anyone can register as any client id (use -client-tokens)") }
         let access = ProxyAccess(users: try proxyTokens.map { try Self.credentials($0, needsRest: true) }, allowFrom: try AddressRanges(proxyAllowFrom))
         let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }
@@ -164,6 +168,7 @@ struct ServerCommand: ParsableCommand {
             server.listenAddress = "\(bound)"
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
             try peerSet.apply(peerList, to: server)
+            server.setBandwidthLimits(defaultRate: clientRate?.bytes, perClient: perClientRates)
             _ = try loop.watchSignals(signals) { signal in
                 if signal == SIGHUP {
                     return reload(credentials: credentials, access: access, admin: adminAccess, peers: peerSet, server: server, logger: logger)
@@ -197,8 +202,20 @@ extension ServerCommand {
     /// This build, as the status page and the admin API show it.
     static let version = "remotedialer-swift 0.17.0"
 
-    static func credentials(_ path: String, needsRest: Bool) throws -> CredentialsFile {
-        try CredentialsFile(parsing: readTextFile(path), file: path, needsRest: needsRest)
+    static func credentials(_ path: String, needsRest: Bool, allowsRest: Bool = false) throws -> CredentialsFile {
+        try CredentialsFile(parsing: readTextFile(path), file: path, needsRest: needsRest, allowsRest: allowsRest)
+    }
+
+    /// The optional third column of `-client-tokens`: that client's bandwidth limit (`20M`).
+    static func clientRates(_ file: CredentialsFile) throws -> [String: Int] {
+        var rates: [String: Int] = [:]
+        for entry in file.entries where !entry.rest.isEmpty {
+            guard let rate = FlagBytes(argument: entry.rest) else {
+                throw ValidationError("client \(entry.name): bad rate \"\(entry.rest.prefix(32))\": want bytes per second such as 20M")
+            }
+            rates[entry.name] = rate.bytes
+        }
+        return rates
     }
 
     /// SIGHUP: re-reads the credential files. A file that fails to parse is reported and the
@@ -206,7 +223,10 @@ extension ServerCommand {
     func reload(credentials: ClientCredentials?, access: ProxyAccess, admin: AdminAccess, peers peerSet: PeerSet, server: RemoteDialerServer, logger: Logger) {
         if let credentials, let path = clientTokens {
             do {
-                let removed = credentials.replace(with: try Self.credentials(path, needsRest: false))
+                let file = try Self.credentials(path, needsRest: false, allowsRest: true)
+                let rates = try Self.clientRates(file)
+                let removed = credentials.replace(with: file)
+                server.setBandwidthLimits(defaultRate: clientRate?.bytes, perClient: rates)
                 server.closeClientSessions { !credentials.isListed($0) }
                 logger.info("reloaded \(path)\(removed.isEmpty ? "" : "; revoked \(removed.sorted().joined(separator: ", "))")")
             } catch {
