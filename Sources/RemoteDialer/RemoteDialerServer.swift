@@ -138,17 +138,20 @@ public final class RemoteDialerServer {
                                     options: tunnelOptions, logger: logger)
         session.observer = sessionObserver
         let sessionKey = session.sessionKey
-        sessionOrigins[ObjectIdentifier(session)] = SessionOrigin(remoteAddress: exchange.remoteAddress.map { "\($0)" } ?? "", connectedAt: Int(time(nil)))
+        let origin = SessionOrigin(remoteAddress: exchange.remoteAddress.map { "\($0)" } ?? "", connectedAt: Int(time(nil)))
+        sessionOrigins[ObjectIdentifier(session)] = origin
+        // Fields for structured logs (-log-format json).
+        let fields: Logger.Metadata = [peer ? "peer" : "client": "\(clientKey)", "session": "\(sessionKey)", "remoteAddress": "\(origin.remoteAddress)"]
         session.onClose = { [weak self, weak session] error in
             guard let self, let session else { return }
             sessionOrigins[ObjectIdentifier(session)] = nil
-            logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")")
+            logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")", metadata: fields)
             sessions.remove(session, peer: peer)
             if !peer && !sessions.hasSession(clientKey: clientKey) { bandwidths[clientKey] = nil }
             metrics.sessionRemoved(clientKey: clientKey, peer: peer)
         }
         startBufferChecks()
-        logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected")
+        logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected", metadata: fields)
         sessions.add(session, peer: peer)
         metrics.sessionAdded(clientKey: clientKey, peer: peer)
         session.start()
@@ -229,7 +232,8 @@ public final class RemoteDialerServer {
         loop.assertInLoop()
         let closing = sessions.clients[clientKey] ?? []
         for session in closing {
-            logger.info("closing session \(clientKey)/\(session.sessionKey): disconnected by an operator")
+            logger.info("closing session \(clientKey)/\(session.sessionKey): disconnected by an operator",
+                        metadata: ["client": "\(clientKey)", "session": "\(session.sessionKey)"])
             session.close(error: TunnelError.sessionClosed)
         }
         return closing.count

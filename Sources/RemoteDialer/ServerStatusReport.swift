@@ -1,3 +1,4 @@
+import HTTP
 import Tunnel
 
 /// The admin API's documents, read from the server's session directory and traffic counters:

@@ -26,6 +26,8 @@ struct ServerCommand: ParsableCommand {
     var peersFile: String?
     @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
+    @Option(name: .goStyle("log-format"), help: "Log lines as text or json (one object a line: time, level, message and fields)")
+    var logFormat = LogFormat.text
     @Option(name: .goStyle("cert"), help: "TLS certificate chain (PEM) to serve HTTPS")
     var cert: String?
     @Option(name: .goStyle("key"), help: "TLS private key (PEM)")
@@ -80,7 +82,7 @@ struct ServerCommand: ParsableCommand {
     var drainTimeout = FlagDuration(argument: "30s")!
 
     func run() throws {
-        bootstrapLogging(debug: debug)
+        bootstrapLogging(debug: debug, format: logFormat)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "remotedialer-server")

@@ -1,5 +1,5 @@
-/// A JSON document to write (the admin API's answers); strings are escaped per RFC 8259, so
-/// client ids and addresses from the network cannot break out of them.
+/// A JSON document to write (the admin API's answers, JSON log lines); strings are escaped per
+/// RFC 8259, so client ids and addresses from the network cannot break out of them.
 public enum JSONValue: Equatable, Sendable {
     case string(String)
     case int(Int)
