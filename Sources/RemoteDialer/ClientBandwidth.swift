@@ -27,8 +27,6 @@ final class ClientBandwidth {
         setRate(rate)
     }
 
-    var isIdle: Bool { transports.values.allSatisfy { $0.transport == nil } }
-
     func setRate(_ rate: Int?) {
         guard rate != self.rate || buckets.isEmpty else { return }
         self.rate = rate

@@ -32,7 +32,7 @@ struct AdminAPIEndToEndTests {
         slow.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         slow.arguments = ["-s", "--limit-rate", "4M", "-o", "/dev/null", deployment.url(portA)]
         try slow.run()
-        defer { if slow.isRunning { slow.terminate(); slow.waitUntilExit() } }
+        defer { if slow.isRunning { kill(slow.processIdentifier, SIGKILL); slow.waitUntilExit() } }
         var foo: [String: Any] = [:]
         let flowing = waitUntil(seconds: 10) {
             foo = (try? json(["\(api)/clients/foo"]))?.1 ?? [:]

@@ -59,6 +59,32 @@ struct BandwidthLimitEndToEndTests {
         #expect(freeMiB > 40, "free (limit 1 GiB/s) at \(freeMiB) MiB/s while the others are limited")
     }
 
+    /// The other direction: an upload through client edge-2 (10M) reaches the target at 10 MiB/s,
+    /// measured where it arrives, over 40 MiB (about 4 s).
+    @Test func anUploadToALimitedClientHoldsItsRate() throws {
+        let mebibyte = 1 << 20
+        let deployment = try Deployment(fileSize: 64 * mebibyte)
+        let tokens = deployment.directory.appendingPathComponent("client-tokens")
+        try "edge-2 2b3c4d5e6f7a8b9c0d1e 10M\n".write(to: tokens, atomically: true, encoding: .utf8)
+        let port = try deployment.startServer(["-client-tokens", tokens.path])
+        try deployment.startClient(serverPort: port, id: "edge-2", environment: ["REMOTEDIALER_TOKEN": "2b3c4d5e6f7a8b9c0d1e"])
+        let sink = BlackHole()
+
+        let upload = Process()
+        upload.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        upload.arguments = ["-s", "-o", "/dev/null", "--max-time", "60", "-T", deployment.directory.appendingPathComponent("file").path,
+                            deployment.url(port, client: "edge-2", target: "127.0.0.1:\(sink.port)", path: "upload") + "?timeout=60"]
+        try upload.run()
+        // SIGKILL: a child may inherit a blocked SIGTERM from the test process.
+        defer { if upload.isRunning { kill(upload.processIdentifier, SIGKILL); upload.waitUntilExit() } }
+
+        try #require(waitUntil(seconds: 10) { sink.received >= 8 * mebibyte }, "the upload never got going")
+        let from = Date()
+        try #require(waitUntil(seconds: 20) { sink.received >= 48 * mebibyte }, "the upload stalled at \(sink.received) bytes")
+        let rate = 40 / Date().timeIntervalSince(from)
+        #expect(abs(rate - 10) <= 1, "upload at \(rate) MiB/s, limit 10")
+    }
+
     @Test func aRateThatDoesNotParseIsRefusedWithTheClientNamed() throws {
         let deployment = try Deployment()
         let tokens = deployment.directory.appendingPathComponent("client-tokens")

@@ -20,7 +20,7 @@ struct DrainEndToEndTests {
         var received: Int { (try? FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int) ?? 0 }
 
         deinit {
-            if process.isRunning { process.terminate(); process.waitUntilExit() }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
             try? FileManager.default.removeItem(at: output)
         }
     }
