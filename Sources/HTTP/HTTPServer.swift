@@ -59,7 +59,7 @@ public final class HTTPServer {
         guard let stream: any ByteStream = wrapAccepted.map({ $0(connection) }) ?? connection else { return connection.close() }
         let handler = HTTPServerConnection(stream: stream, remoteAddress: connection.remoteAddress, limits: limits, timeouts: timeouts,
                                            respond: respond)
-        handler.keepAlive = keepsAlive
+        if !keepsAlive { handler.stopKeepingAlive() }
         handlers[socket] = handler
         handler.start()
     }
