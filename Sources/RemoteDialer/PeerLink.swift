@@ -29,6 +29,8 @@ final class PeerLink {
 
     /// True while the link's session is up.
     var isConnected: Bool { session?.isOpen ?? false }
+    /// Connections the peer opened through this link (its requests to our clients).
+    var connectionCount: Int { session?.connectionCount ?? 0 }
 
     func stop() {
         stopped = true

@@ -274,8 +274,11 @@ public final class RemoteDialerServer {
     /// True from `drain` on: `/healthz` says so, new sessions and new proxied requests get 503.
     public var isDraining: Bool { drainInProgress != nil }
 
-    /// Tunnelled connections open on all sessions (proxied requests, peers' forwarded dials).
-    public var openTunnelledConnections: Int { sessions.everySession.reduce(0) { $0 + $1.connectionCount } }
+    /// Tunnelled connections open on all sessions and peer links (proxied requests, and peers'
+    /// requests to our clients, which are open on both a link and a client session).
+    public var openTunnelledConnections: Int {
+        sessions.everySession.reduce(0) { $0 + $1.connectionCount } + peerLinks.values.reduce(0) { $0 + $1.connectionCount }
+    }
 
     /// Starts a graceful drain: new sessions and new `/client/...` requests are refused (503);
     /// tunnelled connections continue until none is left (nor any work `alsoWaitFor` reports,
@@ -308,6 +311,7 @@ public final class RemoteDialerServer {
     public func shutdown() {
         loop.assertInLoop()
         closing = true
+        drainInProgress?.cancel()
         for timer in [bufferCheckTimer, trafficSampleTimer].compactMap({ $0 }) { loop.cancelTimer(timer) }
         bufferCheckTimer = nil
         trafficSampleTimer = nil

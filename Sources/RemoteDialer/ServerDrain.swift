@@ -1,7 +1,8 @@
 import Reactor
 
 /// A drain in progress: polls until the work it waits for is done or its deadline passes, then
-/// runs `finish` once. `finishNow()` ends it early (an operator's second SIGTERM).
+/// runs `finish` once. `finishNow()` ends it early (an operator's second SIGTERM); `cancel()`
+/// drops it (a shutdown that came another way).
 final class ServerDrain {
     /// How often the remaining work is measured.
     static let checkInterval: Duration = .milliseconds(100)
@@ -25,10 +26,15 @@ final class ServerDrain {
     }
 
     func finishNow() {
+        let finish = self.finish
+        cancel()
+        finish?()
+    }
+
+    /// Stops waiting without finishing (the server shut down by other means).
+    func cancel() {
         if let timer { loop.cancelTimer(timer) }
         timer = nil
-        let finish = self.finish
-        self.finish = nil
-        finish?()
+        finish = nil
     }
 }

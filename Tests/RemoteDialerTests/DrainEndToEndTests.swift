@@ -60,6 +60,29 @@ struct DrainEndToEndTests {
         #expect(Date().timeIntervalSince(signalled) < 20)
     }
 
+    /// A download that reaches the draining server's client through a peer finishes too, and
+    /// once the drained server has exited its peer no longer sees the client.
+    @Test func aPeersTransferThroughTheDrainedServerFinishesAndThePeerForgetsItsClients() throws {
+        let deployment = try Deployment(fileSize: 32 << 20)
+        let portA = freePort(), portB = freePort()
+        try deployment.startServer(["-id", "a", "-token", "secret", "-peers", "b:secret:ws://127.0.0.1:\(portB)/connect"], port: portA)
+        try deployment.startServer(["-id", "b", "-token", "secret", "-peers", "a:secret:ws://127.0.0.1:\(portA)/connect"], port: portB)
+        try deployment.startClient(serverPort: portA, waitOn: portB)
+        let drained = deployment.servers[0]
+        let viaPeer = try SlowDownload(deployment.url(portB), rate: "12M")
+        try #require(waitUntil(seconds: 10) { viaPeer.received >= 2 << 20 }, "the download never got going")
+
+        kill(drained.pid, SIGTERM)
+        #expect(waitUntil(seconds: 2) { health(portA).0 == 503 })
+        viaPeer.process.waitUntilExit()
+        #expect(viaPeer.process.terminationStatus == 0)
+        #expect((try? Data(contentsOf: viaPeer.output)) == deployment.file, "the download through the peer must be whole")
+        #expect(waitUntil(seconds: 10) { !drained.isRunning })
+        #expect(drained.exitedCleanly, "\(drained.output)")
+        let unknown = try curl(["http://127.0.0.1:\(portB)/client/foo/healthz"])
+        #expect(unknown.status == 503, "the peer still routes to the drained server's client")
+    }
+
     /// The drain ends at `-drain-timeout`, or at once on a second SIGTERM: the transfer still
     /// running is cut (curl sees it short) and the server exits 0.
     @Test(arguments: [false, true])
