@@ -139,6 +139,26 @@ mutation "-allow allows everything" Sources/RemoteDialer/AllowList.swift \
     'return !candidate.isEmpty' \
     'AllowListTests'
 
+mutation "drain does not wait for transfers" Sources/RemoteDialer/RemoteDialerServer.swift \
+    'return openTunnelledConnections > 0 || otherWork()' \
+    'return false' \
+    'DrainEndToEndTests'
+
+mutation "draining server keeps connections alive" Sources/HTTP/HTTPServerConnection.swift \
+    'keepAlive = keepAliveAllowed && head.keepAlive' \
+    'keepAlive = head.keepAlive' \
+    'HTTPServerDrainTests'
+
+mutation "bandwidth limit never pauses reading" Sources/RemoteDialer/ThrottledTransport.swift \
+    'if paused { inner.socket.pauseReading() } else { inner.socket.resumeReading() }' \
+    '_ = paused' \
+    'BandwidthLimitEndToEndTests'
+
+mutation "admin API open to every address" Sources/RemoteDialer/AdminAccess.swift \
+    'return allowFrom.contains(remoteAddress) ? nil' \
+    'return true ? nil' \
+    'AdminAPIEndToEndTests'
+
 echo
 printf '%-40s | %-32s | %s\n' "mutation" "result" "caught by"
 printf '%-40s-+-%-32s-+-%s\n' "$(printf -- '-%.0s' {1..40})" "$(printf -- '-%.0s' {1..32})" "----------"
