@@ -1,14 +1,12 @@
 /// A JSON document to write (the admin API's answers, JSON log lines); strings are escaped per
 /// RFC 8259, so client ids and addresses from the network cannot break out of them.
-public enum JSONValue: Equatable, Sendable {
+public enum JSONValue: Sendable {
     case string(String)
     case int(Int)
     case bool(Bool)
     case array([JSONValue])
     /// Keys in the given order.
     case object([(String, JSONValue)])
-
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.serialized == rhs.serialized }
 
     public var serialized: String {
         var output = ""

@@ -35,12 +35,6 @@ public struct ServerOptions: Sendable {
 /// The tunnel server: authenticates WebSocket upgrades, keeps sessions by client key, dials
 /// through them, and links to peer servers. One loop owns it all (no locks on the data path);
 /// other threads reach it with `loop.execute`.
-/// Where a session came from and when (wall-clock seconds since 1970).
-struct SessionOrigin {
-    let remoteAddress: String
-    let connectedAt: Int
-}
-
 public final class RemoteDialerServer {
     public let loop: EventLoop
     public let options: ServerOptions
@@ -150,7 +144,7 @@ public final class RemoteDialerServer {
             if !peer && !sessions.hasSession(clientKey: clientKey) { bandwidths[clientKey] = nil }
             metrics.sessionRemoved(clientKey: clientKey, peer: peer)
         }
-        startBufferChecks()
+        startPeriodicChecks()
         logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected", metadata: fields)
         sessions.add(session, peer: peer)
         metrics.sessionAdded(clientKey: clientKey, peer: peer)
@@ -180,7 +174,8 @@ public final class RemoteDialerServer {
 
     // MARK: Memory
 
-    private func startBufferChecks() {
+    /// The buffer cap's measurements, and the per-client traffic samples (once a second).
+    private func startPeriodicChecks() {
         guard bufferCheckTimer == nil else { return }
         let interval = options.bufferCheckInterval
         bufferCheckTimer = loop.scheduleTimer(after: interval, repeating: interval) { [weak self] in self?.enforceBufferCap() }

@@ -2,7 +2,7 @@
 /// into debt (bytes already read or sent must be paid for); the caller then waits `wait(now:)`
 /// until it is back at half a burst, so it toggles a few times a second, not once per read.
 /// Pure state; times are monotonic nanoseconds.
-struct TokenBucket: Equatable {
+struct TokenBucket {
     private(set) var rate: Int
     private(set) var burst: Int
     private(set) var tokens: Int

@@ -50,7 +50,7 @@ struct ServerCommand: ParsableCommand {
     var proxyAllowFrom = "127.0.0.1/32,::1/128"
     @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
     var metricsAllowFrom: String?
-    @Option(name: .goStyle("admin-tokens"), help: "File of 'NAME TOKEN' lines: /api/ and /status need Authorization: Bearer TOKEN (reloaded on SIGHUP)")
+    @Option(name: .goStyle("admin-tokens"), help: "File of 'NAME TOKEN' lines: /api/ needs Authorization: Bearer TOKEN, which the /status page asks for (reloaded on SIGHUP)")
     var adminTokens: String?
     @Option(name: .goStyle("admin-allow-from"), help: "Without -admin-tokens: address ranges that may use /api/ and /status")
     var adminAllowFrom = "127.0.0.1/32,::1/128"
@@ -131,7 +131,7 @@ struct ServerCommand: ParsableCommand {
         let clientTokenFile = try clientTokens.map { try Self.credentials($0, needsRest: false, allowsRest: true) }
         let credentials = clientTokens == nil && clientCA == nil ? nil
             : ClientCredentials(tokens: clientTokenFile, requireCertificate: clientCA != nil)
-        let perClientRates = try clientTokenFile.map { try Self.clientRates($0) } ?? [:]
+        let perClientRates = try clientTokenFile.map { try Self.clientRates($0, path: clientTokens!) } ?? [:]
         if credentials == nil { logger.warning("clients are not authenticated: anyone can register as any client id (use -client-tokens)") }
         let access = ProxyAccess(users: try proxyTokens.map { try Self.credentials($0, needsRest: true) }, allowFrom: try AddressRanges(proxyAllowFrom))
         let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }
@@ -209,11 +209,11 @@ extension ServerCommand {
     }
 
     /// The optional third column of `-client-tokens`: that client's bandwidth limit (`20M`).
-    static func clientRates(_ file: CredentialsFile) throws -> [String: Int] {
+    static func clientRates(_ file: CredentialsFile, path: String) throws -> [String: Int] {
         var rates: [String: Int] = [:]
         for entry in file.entries where !entry.rest.isEmpty {
             guard let rate = FlagBytes(argument: entry.rest) else {
-                throw ValidationError("client \(entry.name): bad rate \"\(entry.rest.prefix(32))\": want bytes per second such as 20M")
+                throw ValidationError("\(path): client \(entry.name): bad rate \"\(entry.rest.prefix(32))\": want bytes per second such as 20M")
             }
             rates[entry.name] = rate.bytes
         }
@@ -226,7 +226,7 @@ extension ServerCommand {
         if let credentials, let path = clientTokens {
             do {
                 let file = try Self.credentials(path, needsRest: false, allowsRest: true)
-                let rates = try Self.clientRates(file)
+                let rates = try Self.clientRates(file, path: path)
                 let removed = credentials.replace(with: file)
                 server.setBandwidthLimits(defaultRate: clientRate?.bytes, perClient: rates)
                 server.closeClientSessions { !credentials.isListed($0) }
