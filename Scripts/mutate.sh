@@ -115,7 +115,7 @@ mutation "idle timeout disabled" Sources/Tunnel/TunnelSession.swift \
     'LivenessTests'
 
 mutation "client backoff fixed at zero" Sources/RemoteDialer/RemoteDialerClient.swift \
-    'let delay = backoff * Double.random(in: 0.8...1.2)' \
+    'let delay = min(backoff * Double.random(in: 0.8...1.2), options.maxBackoff)' \
     'let delay = Duration.zero' \
     'ReconnectTests'
 
@@ -138,6 +138,58 @@ mutation "-allow allows everything" Sources/RemoteDialer/AllowList.swift \
     'return patterns.contains { Self.matches(Array($0.utf8)[...], candidate[...]) }' \
     'return !candidate.isEmpty' \
     'AllowListTests'
+
+mutation "drain does not wait for transfers" Sources/RemoteDialer/RemoteDialerServer.swift \
+    'return openTunnelledConnections > 0 || otherWork()' \
+    'return false' \
+    'DrainEndToEndTests'
+
+mutation "draining server keeps connections alive" Sources/HTTP/HTTPServerConnection.swift \
+    'keepAlive = keepAliveAllowed && head.keepAlive' \
+    'keepAlive = head.keepAlive' \
+    'HTTPServerDrainTests'
+
+mutation "bandwidth limit never pauses reading" Sources/RemoteDialer/ThrottledTransport.swift \
+    'if paused { inner.socket.pauseReading() } else { inner.socket.resumeReading() }' \
+    '_ = paused' \
+    'BandwidthLimitEndToEndTests'
+
+mutation "admin API open to every address" Sources/RemoteDialer/AdminAccess.swift \
+    'return allowFrom.contains(remoteAddress) ? nil' \
+    'return true ? nil' \
+    'AdminAPIEndToEndTests'
+
+# Issue 11: what a hostile peer could do before.
+mutation "unknown ids answered without bound" Sources/Tunnel/TunnelSession.swift \
+    'guard transport.isWritable, !answeredUnknownIDs.contains(connID) else { return }' \
+    'guard connID != .min else { return }' \
+    'HostileRemoteTests'
+
+mutation "requester hang-up ignored" Sources/HTTP/HTTPServerConnection.swift \
+    'exchange.abort(error: HTTPClientError.closedBeforeResponse)' \
+    '_ = exchange' \
+    'requesterHangUpEndsTheTunnelledConnectionAtOnce'
+
+mutation "head timeout never fires" Sources/HTTP/HTTPServerConnection.swift \
+    'case .awaitingHead(let since, _): deadline = since &+ timeouts.head.nanosecondsClamped' \
+    'case .awaitingHead(let since, _): deadline = since &+ (1 << 62)' \
+    'silentSlowAndHalfUpgradedSocketsAreClosedAtTheHeadTimeout'
+
+mutation "client sessions may announce clients" Sources/RemoteDialer/RemoteDialerServer.swift \
+    'tunnelOptions.maxAnnouncedClients = 0' \
+    'tunnelOptions.maxAnnouncedClients = 100_000' \
+    'addClientFloodFromAClientSessionStoresNothing'
+
+# Issue 12: who may do what.
+mutation "client token not checked" Sources/RemoteDialer/ClientCredentials.swift \
+    'guard tokens.verify(name: clientID, token: token) else {' \
+    'guard !token.isEmpty || tokens.names.isEmpty else {' \
+    'CredentialsTests|impostorIsRefused'
+
+mutation "proxy credential forwarded to the target" Sources/RemoteDialer/ClientRoute.swift \
+    'if consumedAuthorization && field.name.lowercased() == "authorization" { continue }' \
+    '_ = consumedAuthorization' \
+    'proxyUsersNeedATokenAndAScopeAndTheTargetNeverSeesIt'
 
 echo
 printf '%-40s | %-32s | %s\n' "mutation" "result" "caught by"

@@ -14,6 +14,10 @@ public final class HTTPServer {
     private let respond: HTTPServerConnection.Responder
     /// Sockets accepted and not yet closed.
     public private(set) var openConnections = 0
+    /// Their HTTP handlers, by socket (kept until the socket closes, upgraded or not).
+    private var handlers: [ObjectIdentifier: HTTPServerConnection] = [:]
+    /// False once `stopKeepingAlive()`: every connection closes after its response.
+    public private(set) var keepsAlive = true
 
     /// Wraps each accepted connection before HTTP runs on it (TLS, for HTTPS); nil drops it.
     public var wrapAccepted: ((Connection) -> (any ByteStream)?)?
@@ -49,14 +53,19 @@ public final class HTTPServer {
 
     private func accept(_ connection: Connection) {
         openConnections += 1
-        connection.onClosed = { [weak self] in self?.connectionDidClose() }
+        let socket = ObjectIdentifier(connection)
+        connection.onClosed = { [weak self] in self?.connectionDidClose(socket) }
         if openConnections >= maxConnections { for listener in listeners { listener.pauseAccepting() } }
         guard let stream: any ByteStream = wrapAccepted.map({ $0(connection) }) ?? connection else { return connection.close() }
-        HTTPServerConnection(stream: stream, remoteAddress: connection.remoteAddress, limits: limits, timeouts: timeouts,
-                             respond: respond).start()
+        let handler = HTTPServerConnection(stream: stream, remoteAddress: connection.remoteAddress, limits: limits, timeouts: timeouts,
+                                           respond: respond)
+        if !keepsAlive { handler.stopKeepingAlive() }
+        handlers[socket] = handler
+        handler.start()
     }
 
-    private func connectionDidClose() {
+    private func connectionDidClose(_ socket: ObjectIdentifier) {
+        handlers[socket] = nil
         openConnections -= 1
         if openConnections < maxConnections {
             for listener in listeners where listener.isAcceptingPaused { listener.resumeAccepting() }
@@ -65,6 +74,18 @@ public final class HTTPServer {
 
     /// True while accepting is held off at the connection limit.
     public var isAcceptingPaused: Bool { listeners.contains { $0.isAcceptingPaused } }
+
+    /// Connections still speaking HTTP: requests in progress, responses flushing, idle
+    /// kept-alive ones (upgraded connections are not counted).
+    public var servingConnections: Int { handlers.values.reduce(0) { $0 + ($1.isServingHTTP ? 1 : 0) } }
+
+    /// For a drain: kept-alive connections close now, the others after their response, and
+    /// new ones after their first.
+    public func stopKeepingAlive() {
+        loop.assertInLoop()
+        keepsAlive = false
+        for handler in handlers.values { handler.stopKeepingAlive() }
+    }
 
     public func close() {
         for listener in listeners { listener.close() }

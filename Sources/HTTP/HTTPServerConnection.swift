@@ -36,6 +36,8 @@ public final class HTTPServerConnection: StreamHandler {
     private var unwritableSince: UInt64?
     private var timer: TimerID?
     var keepAlive = true
+    /// False once `stopKeepingAlive()`: no request after the current one.
+    private var keepAliveAllowed = true
 
     public init(stream: any ByteStream, remoteAddress: SocketAddress? = nil, limits: HTTPLimits = HTTPLimits(),
                 timeouts: HTTPTimeouts = HTTPTimeouts(), respond: @escaping Responder) {
@@ -89,7 +91,7 @@ public final class HTTPServerConnection: StreamHandler {
         do { framing = try HTTPBodyFraming.of(request: head) } catch { return refuse(error) }
         // Both Transfer-Encoding and Content-Length: read as chunked, then close, since a
         // peer on the way may have framed it by the length (RFC 9112 §6.3).
-        keepAlive = head.keepAlive && !(framing == .chunked && head.headers["Content-Length"] != nil)
+        keepAlive = keepAliveAllowed && head.keepAlive && !(framing == .chunked && head.headers["Content-Length"] != nil)
         let exchange = HTTPServerExchange(head: head, connection: self)
         body = HTTPBodyDecoder(framing: framing, limits: limits)
         if framing == .none { exchange.bodyComplete = true }
@@ -174,6 +176,26 @@ public final class HTTPServerConnection: StreamHandler {
         bodyPaused = false
         bodyActivityAt = MonotonicClock.now()  // the wait was ours, not the peer's
         stream.resumeReading()
+    }
+
+    /// True while the connection still speaks HTTP (not upgraded, not closed): a request may be
+    /// in progress or a response still flushing.
+    public var isServingHTTP: Bool {
+        if case .done = phase { return false }
+        return true
+    }
+
+    /// No more keep-alive (a draining server): an idle kept-alive connection closes now, one
+    /// serving a request closes once its response is flushed.
+    public func stopKeepingAlive() {
+        keepAliveAllowed = false
+        keepAlive = false
+        if case .keptAlive = phase { close() }
+    }
+
+    private func close() {
+        enter(.done)
+        stream.close()
     }
 
     func detach() -> any ByteStream {

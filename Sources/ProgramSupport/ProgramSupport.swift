@@ -10,13 +10,26 @@ extension NameSpecification {
     }
 }
 
-/// Log lines to stderr at info, or debug with `-debug`.
-public func bootstrapLogging(debug: Bool) {
+/// `-log-format`: text lines for people (the default), JSON lines for log shippers.
+public enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case text
+    case json
+}
+
+/// Log lines to stderr at info, or debug with `-debug`, in `format`.
+public func bootstrapLogging(debug: Bool, format: LogFormat = .text) {
     let level: Logger.Level = debug ? .debug : .info
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
+        switch format {
+        case .text:
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        case .json:
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
     }
 }
 

@@ -6,6 +6,7 @@ import Tunnel
 /// `/client/{id}/{scheme}/{host}[/{path...}]`: makes the request to `{scheme}://{host}/{path}`
 /// through client `{id}` and streams the answer back (status, headers, body; never buffered
 /// whole), bounded by `?timeout=<seconds>` (default 15) like the Go demo's HTTP client.
+/// `/client/{id}/healthz` is the client's health (`ClientHealth`), under the same access rules.
 public struct ClientRoute {
     public static let prefix = "/client/"
     /// Request and response headers that concern one hop only.
@@ -30,15 +31,19 @@ public struct ClientRoute {
 
     public func handle(_ exchange: HTTPServerExchange) {
         let parts = exchange.head.path.dropFirst(Self.prefix.count).split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
-        guard parts.count >= 3, !parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
+        let isHealth = parts.count == 2 && parts[1] == "healthz"
+        guard !parts[0].isEmpty, isHealth || (parts.count >= 3 && !parts[1].isEmpty && !parts[2].isEmpty) else {
             return exchange.respond(.notFound, body: "404 page not found\n")
         }
-        let clientKey = String(parts[0]), scheme = String(parts[1]), host = String(parts[2])
+        let clientKey = String(parts[0])
         let consumedAuthorization: Bool
         switch access.decide(head: exchange.head, remoteAddress: exchange.remoteAddress, clientKey: clientKey) {
         case .refused(let status, let headers, let body): return exchange.respond(status, headers: headers, body: body)
         case .allowed(let consumed): consumedAuthorization = consumed
         }
+        if isHealth { return ClientHealth.respond(exchange, clientKey: clientKey, server: server) }
+        let scheme = String(parts[1]), host = String(parts[2])
+        guard !server.isDraining else { return exchange.respond(.serviceUnavailable, body: "server draining\n") }
         let path = parts.count > 3 ? String(parts[3]) : ""
         let url = "\(scheme)://\(host)/\(path)"
         let method = exchange.head.method

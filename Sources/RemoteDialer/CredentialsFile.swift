@@ -15,8 +15,9 @@ public struct CredentialsFile: Sendable {
     public let entries: [Entry]
     private let byName: [String: Int]
 
-    /// Parses `text` (from `file`, named in errors); `needsRest` demands a third field.
-    public init(parsing text: String, file: String, needsRest: Bool = false) throws(CredentialsFileError) {
+    /// Parses `text` (from `file`, named in errors); `needsRest` demands a third field,
+    /// `allowsRest` permits one (e.g. a client's bandwidth limit).
+    public init(parsing text: String, file: String, needsRest: Bool = false, allowsRest: Bool = false) throws(CredentialsFileError) {
         var entries: [Entry] = []
         var byName: [String: Int] = [:]
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -26,7 +27,7 @@ public struct CredentialsFile: Sendable {
             let fail = { (reason: String) in CredentialsFileError(file: file, line: index + 1, reason: reason) }
             guard fields.count >= 2 else { throw fail("want NAME TOKEN\(needsRest ? " CLIENTS" : "")") }
             guard !needsRest || fields.count >= 3 else { throw fail("want NAME TOKEN CLIENTS") }
-            guard needsRest || fields.count == 2 else { throw fail("unexpected text after the token") }
+            guard needsRest || allowsRest || fields.count == 2 else { throw fail("unexpected text after the token") }
             let name = String(fields[0])
             guard byName[name] == nil else { throw fail("\(name) is listed twice") }
             let secret = fields[1]

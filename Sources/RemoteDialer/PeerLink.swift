@@ -27,6 +27,11 @@ final class PeerLink {
 
     func start() { attempt() }
 
+    /// True while the link's session is up.
+    var isConnected: Bool { session?.isOpen ?? false }
+    /// Connections the peer opened through this link (its requests to our clients).
+    var connectionCount: Int { session?.connectionCount ?? 0 }
+
     func stop() {
         stopped = true
         if let retryTimer { loop.cancelTimer(retryTimer) }

@@ -1,3 +1,4 @@
+import Glibc
 import HTTP
 import Logging
 import Reactor
@@ -38,6 +39,8 @@ public final class RemoteDialerServer {
     public let loop: EventLoop
     public let options: ServerOptions
     public let sessions = SessionManager()
+    /// Where this server listens, as reports show it (set by whoever binds the listener).
+    public var listenAddress = ""
     let authorizer: Authorizer
     let metrics = ServerMetrics()
     var logger = Logger(label: "remotedialer.server")
@@ -46,8 +49,17 @@ public final class RemoteDialerServer {
     private var peerLinks: [String: PeerLink] = [:]
     /// Peers found in DNS (`PeerDiscovery`) share one token and may send any peer id.
     var discoveredPeerToken: String?
-    private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics)
+    let traffic = ClientTraffic()
+    private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics, traffic: traffic)
+    /// Where each open session came from and since when, for the status reports.
+    private(set) var sessionOrigins: [ObjectIdentifier: SessionOrigin] = [:]
+    private var trafficSampleTimer: TimerID?
+    /// Bandwidth limits: bytes per second each way for every client, and per client id.
+    private var defaultClientRate: Int?
+    private var clientRates: [String: Int] = [:]
+    private var bandwidths: [String: ClientBandwidth] = [:]
     private var closing = false
+    private var drainInProgress: ServerDrain?
     private var bufferCheckTimer: TimerID?
     /// Sessions closed because the server-wide buffer cap was crossed.
     public private(set) var sessionsClosedForMemory = 0
@@ -72,6 +84,7 @@ public final class RemoteDialerServer {
     public func handleConnect(_ exchange: HTTPServerExchange) {
         loop.assertInLoop()
         guard !closing else { return exchange.respond(.serviceUnavailable, body: "server shutting down") }
+        guard !isDraining else { return exchange.respond(.serviceUnavailable, body: "server draining\n") }
         let head = exchange.head
         // As Go: authentication first (so a stranger learns nothing else), then the handshake.
         if let id = head.headers[TunnelHeaders.peerID], let token = head.headers[TunnelHeaders.peerToken], !id.isEmpty, !token.isEmpty,
@@ -108,32 +121,70 @@ public final class RemoteDialerServer {
         }
         guard let stream = exchange.upgrade(response) else { return }
         let socket = WebSocketConnection(stream: stream, role: .server, options: options.webSocket)
-        // Only peer servers may tell us which clients they reach.
+        // Only peer servers may tell us which clients they reach; only clients have bandwidth limits.
         var tunnelOptions = options.tunnel
-        if !peer { tunnelOptions.maxAnnouncedClients = 0 }
-        let session = TunnelSession(transport: WebSocketTransport(socket: socket), role: .server, clientKey: clientKey,
+        let transport: any TunnelTransport
+        if peer {
+            transport = WebSocketTransport(socket: socket)
+        } else {
+            tunnelOptions.maxAnnouncedClients = 0
+            transport = ThrottledTransport(WebSocketTransport(socket: socket), bandwidth: bandwidth(for: clientKey))
+        }
+        let session = TunnelSession(transport: transport, role: .server, clientKey: clientKey,
                                     options: tunnelOptions, logger: logger)
         session.observer = sessionObserver
         let sessionKey = session.sessionKey
+        let origin = SessionOrigin(remoteAddress: exchange.remoteAddress.map { "\($0)" } ?? "", connectedAt: Int(time(nil)))
+        sessionOrigins[ObjectIdentifier(session)] = origin
+        // Fields for structured logs (-log-format json).
+        let fields: Logger.Metadata = [peer ? "peer" : "client": "\(clientKey)", "session": "\(sessionKey)", "remoteAddress": "\(origin.remoteAddress)"]
         session.onClose = { [weak self, weak session] error in
             guard let self, let session else { return }
-            logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")")
+            sessionOrigins[ObjectIdentifier(session)] = nil
+            logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")", metadata: fields)
             sessions.remove(session, peer: peer)
+            if !peer && !sessions.hasSession(clientKey: clientKey) { bandwidths[clientKey] = nil }
             metrics.sessionRemoved(clientKey: clientKey, peer: peer)
         }
-        startBufferChecks()
-        logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected")
+        startPeriodicChecks()
+        logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected", metadata: fields)
         sessions.add(session, peer: peer)
         metrics.sessionAdded(clientKey: clientKey, peer: peer)
         session.start()
     }
 
+    // MARK: Bandwidth
+
+    /// Limits every client to `defaultRate` bytes a second each way, and the ids in `perClient`
+    /// to theirs (nil, or absent: unlimited). Applies at once to connected clients too.
+    public func setBandwidthLimits(defaultRate: Int?, perClient: [String: Int]) {
+        loop.assertInLoop()
+        defaultClientRate = defaultRate
+        clientRates = perClient
+        for (clientKey, bandwidth) in bandwidths { bandwidth.setRate(rate(for: clientKey)) }
+    }
+
+    /// Bytes per second each way client `clientKey` may move; nil: unlimited.
+    public func rate(for clientKey: String) -> Int? { clientRates[clientKey] ?? defaultClientRate }
+
+    private func bandwidth(for clientKey: String) -> ClientBandwidth {
+        if let bandwidth = bandwidths[clientKey] { return bandwidth }
+        let bandwidth = ClientBandwidth(loop: loop, rate: rate(for: clientKey))
+        bandwidths[clientKey] = bandwidth
+        return bandwidth
+    }
+
     // MARK: Memory
 
-    private func startBufferChecks() {
+    /// The buffer cap's measurements, and the per-client traffic samples (once a second).
+    private func startPeriodicChecks() {
         guard bufferCheckTimer == nil else { return }
         let interval = options.bufferCheckInterval
         bufferCheckTimer = loop.scheduleTimer(after: interval, repeating: interval) { [weak self] in self?.enforceBufferCap() }
+        trafficSampleTimer = loop.scheduleTimer(after: .seconds(1), repeating: .seconds(1)) { [weak self] in
+            guard let self else { return }
+            traffic.sample(connected: Set(sessions.clientKeys))
+        }
     }
 
     /// Redis's client-output-buffer-limit, server-wide: when all sessions together hold more
@@ -173,6 +224,20 @@ public final class RemoteDialerServer {
     }
     public func listClients() -> [String] { sessions.clientKeys }
 
+    /// Closes every session of client `clientKey` (the admin API's DELETE); it reconnects
+    /// unless its credential was revoked. Returns how many were closed.
+    @discardableResult
+    public func disconnectClient(_ clientKey: String) -> Int {
+        loop.assertInLoop()
+        let closing = sessions.clients[clientKey] ?? []
+        for session in closing {
+            logger.info("closing session \(clientKey)/\(session.sessionKey): disconnected by an operator",
+                        metadata: ["client": "\(clientKey)", "session": "\(session.sessionKey)"])
+            session.close(error: TunnelError.sessionClosed)
+        }
+        return closing.count
+    }
+
     // MARK: Peers
 
     /// Links to peer `id` at `url` (its connect path); both sides must list each other with the
@@ -196,6 +261,9 @@ public final class RemoteDialerServer {
         peerLinks.removeValue(forKey: id)?.stop()
     }
 
+    /// The configured peers, by id.
+    var peerLinksByID: [String: PeerLink] { peerLinks }
+
     private func announceToPeers(_ client: RemoteClient, added: Bool) {
         for link in peerLinks.values { link.announce(client, added: added) }
     }
@@ -203,18 +271,56 @@ public final class RemoteDialerServer {
     /// Every session we hold, for a new peer link to announce.
     var announceableSessions: [(String, Int64)] { sessions.allSessions }
 
-    // MARK: Shutdown
+    // MARK: Drain and shutdown
 
-    /// Refuses new sessions, ends every connection with Error "EOF", closes sessions and links.
+    /// True from `drain` on: `/healthz` says so, new sessions and new proxied requests get 503.
+    public var isDraining: Bool { drainInProgress != nil }
+
+    /// Tunnelled connections open on all sessions and peer links (proxied requests, and peers'
+    /// requests to our clients, which are open on both a link and a client session).
+    public var openTunnelledConnections: Int {
+        sessions.everySession.reduce(0) { $0 + $1.connectionCount } + peerLinks.values.reduce(0) { $0 + $1.connectionCount }
+    }
+
+    /// Starts a graceful drain: new sessions and new `/client/...` requests are refused (503);
+    /// tunnelled connections continue until none is left (nor any work `alsoWaitFor` reports,
+    /// e.g. responses still flushing to requesters) or `timeout` passes; then `shutdown()` ends
+    /// what remains with Error "EOF" and `completion` runs. A second call does nothing.
+    public func drain(timeout: Duration, alsoWaitFor otherWork: @escaping () -> Bool = { false }, completion: @escaping () -> Void) {
+        loop.assertInLoop()
+        guard !closing, drainInProgress == nil else { return }
+        logger.info("draining: \(openTunnelledConnections) tunnelled connections open, at most \(timeout)")
+        drainInProgress = ServerDrain(loop: loop, timeout: timeout, isBusy: { [weak self] in
+            guard let self else { return false }
+            return openTunnelledConnections > 0 || otherWork()
+        }, finish: { [weak self] in
+            guard let self else { return }
+            let left = openTunnelledConnections
+            logger.info("drain over\(left > 0 ? ": ending \(left) tunnelled connections" : "")")
+            shutdown()
+            completion()
+        })
+    }
+
+    /// Ends a drain at once (an operator's second SIGTERM): `shutdown()`, then its completion.
+    public func finishDrain() {
+        loop.assertInLoop()
+        drainInProgress?.finishNow()
+    }
+
+    /// Refuses new sessions, ends every connection with Error "EOF", closes sessions (peers
+    /// hear each one removed while the links are still up), then the links.
     public func shutdown() {
         loop.assertInLoop()
         closing = true
-        if let bufferCheckTimer { loop.cancelTimer(bufferCheckTimer) }
+        drainInProgress?.cancel()
+        for timer in [bufferCheckTimer, trafficSampleTimer].compactMap({ $0 }) { loop.cancelTimer(timer) }
         bufferCheckTimer = nil
-        for link in peerLinks.values { link.stop() }
-        peerLinks.removeAll()
+        trafficSampleTimer = nil
         for session in sessions.everySession {
             session.closeGracefully()
         }
+        for link in peerLinks.values { link.stop() }
+        peerLinks.removeAll()
     }
 }

@@ -45,10 +45,14 @@ final class ServerMetrics {
     }
 }
 
-/// Routes one session's events to the server's counters.
+/// Routes one session's events to the server's counters and its per-client traffic.
 final class SessionMetricsObserver: TunnelSessionObserver {
     let metrics: ServerMetrics
-    init(metrics: ServerMetrics) { self.metrics = metrics }
+    let traffic: ClientTraffic
+    init(metrics: ServerMetrics, traffic: ClientTraffic) {
+        self.metrics = metrics
+        self.traffic = traffic
+    }
 
     func session(_ session: TunnelSession, didAddConnection target: ConnectTarget) {
         metrics.connectionAdded(clientKey: session.clientKey, target: target)
@@ -58,8 +62,10 @@ final class SessionMetricsObserver: TunnelSessionObserver {
     }
     func session(_ session: TunnelSession, didSendDataBytes count: Int) {
         metrics.transmitted(clientKey: session.clientKey, bytes: count)
+        traffic.sent(clientKey: session.clientKey, bytes: count)
     }
     func session(_ session: TunnelSession, didReceiveDataBytes count: Int) {
         metrics.received(clientKey: session.clientKey, bytes: count)
+        traffic.received(clientKey: session.clientKey, bytes: count)
     }
 }

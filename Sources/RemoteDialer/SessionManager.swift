@@ -17,7 +17,7 @@ public final class SessionManager {
 
     public var clientKeys: [String] { clients.keys.sorted() }
     public func hasSession(clientKey: String) -> Bool { !(clients[clientKey]?.isEmpty ?? true) }
-    /// A client session of `clientKey`, or a peer that announced it.
+    /// True if a dial to `clientKey` would find a session: ours, or a peer's that announced it.
     public func canReach(clientKey: String) -> Bool {
         hasSession(clientKey: clientKey) || peers.values.joined().contains { $0.canReach(clientKey: clientKey) }
     }

@@ -76,6 +76,8 @@ public final class TunnelSession: TunnelTransportDelegate {
     /// Bytes held by the WebSocket and every connection's rings, for the server's memory cap.
     public var bufferedBytes: Int { connections.values.reduce(transport.bufferedBytes) { $0 + $1.bufferedBytes } }
     public var activeConnectionIDs: [Int64] { connections.keys.sorted() }
+    /// The open connections, oldest id first (for status reports).
+    public var openConnections: [TunnelConnection] { connections.values.sorted { $0.id < $1.id } }
     var transportIsWritable: Bool { transport.isWritable }
 
     /// True if the remote announced it can reach `clientKey` (a peer session).

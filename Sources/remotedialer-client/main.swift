@@ -18,6 +18,8 @@ struct ClientCommand: ParsableCommand {
     var id = "foo"
     @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
+    @Option(name: .goStyle("log-format"), help: "Log lines as text or json (one object a line: time, level, message and fields)")
+    var logFormat = LogFormat.text
     @Option(name: .goStyle("ca"), help: "CA file to verify a wss:// server")
     var ca: String?
     @Flag(name: .goStyle("insecure"), help: "Skip TLS verification (labs only)")
@@ -33,7 +35,7 @@ struct ClientCommand: ParsableCommand {
     var key: String?
 
     func run() throws {
-        bootstrapLogging(debug: debug)
+        bootstrapLogging(debug: debug, format: logFormat)
         let logger = Logger(label: "remotedialer-client")
         let url = try WebSocketURL(connect)
         var tlsConfiguration = TLSConfiguration.client()

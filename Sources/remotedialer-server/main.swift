@@ -32,6 +32,8 @@ struct ServerCommand: ParsableCommand {
     var peersDNSTLS = false
     @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
+    @Option(name: .goStyle("log-format"), help: "Log lines as text or json (one object a line: time, level, message and fields)")
+    var logFormat = LogFormat.text
     @Option(name: .goStyle("cert"), help: "TLS certificate chain (PEM) to serve HTTPS")
     var cert: String?
     @Option(name: .goStyle("key"), help: "TLS private key (PEM)")
@@ -60,6 +62,10 @@ struct ServerCommand: ParsableCommand {
     var dialWait = FlagDuration(argument: "250ms")!
     @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
     var metricsAllowFrom: String?
+    @Option(name: .goStyle("admin-tokens"), help: "File of 'NAME TOKEN' lines: /api/ needs Authorization: Bearer TOKEN, which the /status page asks for (reloaded on SIGHUP)")
+    var adminTokens: String?
+    @Option(name: .goStyle("admin-allow-from"), help: "Without -admin-tokens: address ranges that may use /api/ and /status")
+    var adminAllowFrom = "127.0.0.1/32,::1/128"
 
     // Limits and timeouts (README: "Limits and timeouts").
     @Option(name: .goStyle("head-timeout"), help: "Time to receive a request head (and answer an upgrade); then 408")
@@ -82,9 +88,13 @@ struct ServerCommand: ParsableCommand {
     var maxWriteQueue = FlagBytes(argument: "16M")!
     @Option(name: .goStyle("max-buffered"), help: "Bytes buffered by all sessions together; past it the largest are closed first")
     var maxBuffered = FlagBytes(argument: "1G")!
+    @Option(name: .goStyle("client-rate"), help: "Bytes per second each client id may move, each way (e.g. 50M); -client-tokens may give a client its own as a third column")
+    var clientRate: FlagBytes?
+    @Option(name: .goStyle("drain-timeout"), help: "On SIGTERM, how long in-flight transfers may continue (a second SIGTERM ends them at once)")
+    var drainTimeout = FlagDuration(argument: "30s")!
 
     func run() throws {
-        bootstrapLogging(debug: debug)
+        bootstrapLogging(debug: debug, format: logFormat)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "remotedialer-server")
@@ -130,11 +140,14 @@ struct ServerCommand: ParsableCommand {
         var listenOptions = ListenOptions()
         listenOptions.connection.writeQueueLimit = maxWriteQueue.bytes
         if let maxConnections, maxConnections < 1 { throw ValidationError("-max-connections must be positive") }
+        let clientTokenFile = try clientTokens.map { try Self.credentials($0, needsRest: false, allowsRest: true) }
         let credentials = clientTokens == nil && clientCA == nil ? nil
-            : ClientCredentials(tokens: try clientTokens.map { try Self.credentials($0, needsRest: false) }, requireCertificate: clientCA != nil)
+            : ClientCredentials(tokens: clientTokenFile, requireCertificate: clientCA != nil)
+        let perClientRates = try clientTokenFile.map { try Self.clientRates($0, path: clientTokens!) } ?? [:]
         if credentials == nil { logger.warning("clients are not authenticated: anyone can register as any client id (use -client-tokens)") }
         let access = ProxyAccess(users: try proxyTokens.map { try Self.credentials($0, needsRest: true) }, allowFrom: try AddressRanges(proxyAllowFrom))
         let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }
+        let adminAccess = AdminAccess(users: try adminTokens.map { try Self.credentials($0, needsRest: false) }, allowFrom: try AddressRanges(adminAllowFrom))
         let server = RemoteDialerServer(loop: loop, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
         let clientRoute = ClientRoute(server: server, access: access)
         let connectProxy = ConnectProxy(server: server, access: access, dialWait: dialWait.duration)
@@ -152,7 +165,15 @@ struct ServerCommand: ParsableCommand {
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
-        router.add("/healthz") { $0.respond(.ok, body: "ok\n") }
+        let adminRoute = AdminRoute(server: server, access: adminAccess, version: Self.version)
+        router.add(prefix: AdminRoute.prefix) { adminRoute.handle($0) }
+        // The page holds no data (its script reads the API): with admin tokens anyone may load
+        // it and is asked for a token; without, the address ranges apply to it as to the API.
+        router.add(StatusPage.path, method: "GET") { if adminAccess.requiresToken || adminRoute.admits($0) { StatusPage.respond($0) } }
+        router.add("/healthz") { exchange in
+            if server.isDraining { return exchange.respond(.serviceUnavailable, body: "draining\n") }
+            exchange.respond(.ok, body: "ok\n")
+        }
         router.add("/metrics") { exchange in
             if let metricsAllowed, !metricsAllowed.contains(exchange.remoteAddress) { return exchange.respond(.forbidden, body: "forbidden\n") }
             var bytes: [UInt8] = []
@@ -172,6 +193,7 @@ struct ServerCommand: ParsableCommand {
         }
         try loop.run {
             let bound = try http.listen(on: address, options: listenOptions)
+            server.listenAddress = "\(bound)"
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
             let socksListener = try socksAddress.map { try socksServer.listen(on: $0, options: listenOptions) }
             if let socksListener { logger.info("SOCKS5 listening on \(socksListener.address)") }
@@ -182,34 +204,68 @@ struct ServerCommand: ParsableCommand {
             }
             try peerSet.apply(peerList, to: server)
             discovery?.start()
+            server.setBandwidthLimits(defaultRate: clientRate?.bytes, perClient: perClientRates)
             _ = try loop.watchSignals(signals) { signal in
                 if signal == SIGHUP {
-                    return reload(credentials: credentials, access: access, peers: peerSet, server: server, logger: logger)
+                    return reload(credentials: credentials, access: access, admin: adminAccess, peers: peerSet, server: server, logger: logger)
                 }
-                logger.info("signal \(signal): shutting down")
-                http.close()
-                socksListener?.close()
-                for listener in forwardListeners { listener.close() }
-                discovery?.stop()
-                server.shutdown()
-                // Let the Error EOF and Close frames flush.
-                loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
+                let exit = {
+                    http.close()
+                    socksListener?.close()
+                    for listener in forwardListeners { listener.close() }
+                    discovery?.stop()
+                    // Let the Error EOF and Close frames flush.
+                    loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
+                }
+                switch signal {
+                case SIGTERM where server.isDraining:
+                    logger.info("second SIGTERM: ending the drain now")
+                    server.finishDrain()
+                case SIGTERM:
+                    // Keep listening so /healthz can say 503 draining; requesters' connections
+                    // close after their response, and the drain waits for those to flush.
+                    logger.info("SIGTERM: draining (at most \(drainTimeout))")
+                    http.stopKeepingAlive()
+                    server.drain(timeout: drainTimeout.duration, alsoWaitFor: { http.servingConnections > 0 }, completion: exit)
+                default:
+                    logger.info("signal \(signal): shutting down")
+                    server.shutdown()
+                    exit()
+                }
             }
         }
     }
 }
 
 extension ServerCommand {
-    static func credentials(_ path: String, needsRest: Bool) throws -> CredentialsFile {
-        try CredentialsFile(parsing: readTextFile(path), file: path, needsRest: needsRest)
+    /// This build, as the status page and the admin API show it.
+    static let version = "remotedialer-swift 0.17.0"
+
+    static func credentials(_ path: String, needsRest: Bool, allowsRest: Bool = false) throws -> CredentialsFile {
+        try CredentialsFile(parsing: readTextFile(path), file: path, needsRest: needsRest, allowsRest: allowsRest)
+    }
+
+    /// The optional third column of `-client-tokens`: that client's bandwidth limit (`20M`).
+    static func clientRates(_ file: CredentialsFile, path: String) throws -> [String: Int] {
+        var rates: [String: Int] = [:]
+        for entry in file.entries where !entry.rest.isEmpty {
+            guard let rate = FlagBytes(argument: entry.rest) else {
+                throw ValidationError("\(path): client \(entry.name): bad rate \"\(entry.rest.prefix(32))\": want bytes per second such as 20M")
+            }
+            rates[entry.name] = rate.bytes
+        }
+        return rates
     }
 
     /// SIGHUP: re-reads the credential files. A file that fails to parse is reported and the
     /// old list stays in force; a client whose token was removed loses its sessions.
-    func reload(credentials: ClientCredentials?, access: ProxyAccess, peers peerSet: PeerSet, server: RemoteDialerServer, logger: Logger) {
+    func reload(credentials: ClientCredentials?, access: ProxyAccess, admin: AdminAccess, peers peerSet: PeerSet, server: RemoteDialerServer, logger: Logger) {
         if let credentials, let path = clientTokens {
             do {
-                let removed = credentials.replace(with: try Self.credentials(path, needsRest: false))
+                let file = try Self.credentials(path, needsRest: false, allowsRest: true)
+                let rates = try Self.clientRates(file, path: path)
+                let removed = credentials.replace(with: file)
+                server.setBandwidthLimits(defaultRate: clientRate?.bytes, perClient: rates)
                 server.closeClientSessions { !credentials.isListed($0) }
                 logger.info("reloaded \(path)\(removed.isEmpty ? "" : "; revoked \(removed.sorted().joined(separator: ", "))")")
             } catch {
@@ -222,6 +278,14 @@ extension ServerCommand {
                 logger.info("reloaded \(path)")
             } catch {
                 logger.error("keeping the previous proxy tokens: \(error)")
+            }
+        }
+        if let path = adminTokens {
+            do {
+                admin.replaceUsers(with: try Self.credentials(path, needsRest: false))
+                logger.info("reloaded \(path)")
+            } catch {
+                logger.error("keeping the previous admin tokens: \(error)")
             }
         }
         if let path = peersFile {

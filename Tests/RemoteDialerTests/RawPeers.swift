@@ -33,7 +33,7 @@ final class RawSocket {
 
     /// Reads until the peer closes (true) or the receive timeout passes (false).
     func readUntilClosed(into received: inout [UInt8]) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count == 0 { return true }
@@ -51,7 +51,7 @@ final class RawSocket {
     /// Reads at least `count` bytes (or what came before the peer closed or the timeout).
     func read(atLeast count: Int) -> [UInt8] {
         var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var chunk = [UInt8](repeating: 0, count: 4096)
         while received.count < count {
             let got = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard got > 0 else { break }
@@ -147,13 +147,14 @@ final class RawTunnelClient {
 }
 
 /// A TCP server that accepts and never answers (a slow or dead upstream), counting the
-/// connections it accepted and those its peers ended. Stops on deinit.
+/// connections it accepted, those its peers ended and the bytes it read. Stops on deinit.
 final class BlackHole {
     /// What the serving thread shares with the test; every field behind `lock`.
     private final class Shared: @unchecked Sendable {  // all state guarded by `lock`
         let lock = NSLock()
         var accepted = 0
         var ended = 0
+        var received = 0
         var stopped = false
         var finished = false
     }
@@ -170,6 +171,8 @@ final class BlackHole {
 
     var accepted: Int { shared.lock.withLock { shared.accepted } }
     var ended: Int { shared.lock.withLock { shared.ended } }
+    /// Bytes read from all connections.
+    var received: Int { shared.lock.withLock { shared.received } }
 
     private static func serve(_ listenFD: Int32, _ shared: Shared) {
         var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
@@ -180,6 +183,7 @@ final class BlackHole {
             while index >= 1 {
                 if fds[index].revents != 0 {
                     let count = chunk.withUnsafeMutableBytes { recv(fds[index].fd, $0.baseAddress, $0.count, 0) }
+                    if count > 0 { shared.lock.withLock { shared.received += count } }
                     if count <= 0 {
                         Glibc.close(fds[index].fd)
                         fds.remove(at: index)
