@@ -20,11 +20,34 @@ public final class AdminAccess: @unchecked Sendable {  // mutable state behind `
     /// True with admin users: requests are judged by token, not by address.
     public var requiresToken: Bool { lock.withLock { users != nil } }
 
+    /// A Host header naming an IP address or localhost (with or without a port); none at all
+    /// (HTTP/1.0) is let through.
+    static func namesThisMachine(host: String?) -> Bool {
+        guard let host, !host.isEmpty else { return true }
+        let name: Substring
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            name = host[host.index(after: host.startIndex)..<close]
+        } else if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon {
+            name = host[..<colon]
+        } else {
+            name = Substring(host)
+        }
+        return name.lowercased() == "localhost" || AddressRanges.bytes(of: String(name)) != nil
+    }
+
     /// Nil if allowed, else the refusal to send.
     public func refusal(head: HTTPRequestHead, remoteAddress: SocketAddress?) -> (status: HTTPStatus, headers: HTTPHeaders, body: String)? {
         guard let users = lock.withLock({ self.users }) else {
-            return allowFrom.contains(remoteAddress) ? nil
-                : (.forbidden, HTTPHeaders(), "forbidden: \(remoteAddress.map { $0.host } ?? "this address") may not use the admin API\n")
+            guard allowFrom.contains(remoteAddress) else {
+                return (.forbidden, HTTPHeaders(), "forbidden: \(remoteAddress.map { $0.host } ?? "this address") may not use the admin API\n")
+            }
+            // Without tokens the address is the credential, and a web page whose name was made
+            // to resolve to 127.0.0.1 (DNS rebinding) comes from loopback too: its Host header
+            // is its own name, so only addresses and localhost are accepted.
+            guard Self.namesThisMachine(host: head.headers["Host"]) else {
+                return (.forbidden, HTTPHeaders(), "forbidden: the admin API answers requests for an address or localhost only\n")
+            }
+            return nil
         }
         let header = head.headers["Authorization"] ?? ""
         guard header.lowercased().hasPrefix("bearer "), let token = ProxyAccess.token(from: header) else {

@@ -48,7 +48,12 @@ final class HTTPServerDrainTests {
         return recv(fd, &byte, 1, 0) == 0
     }
 
-    private var serving: Int { loop.runBlocking { self.server.servingConnections } }
+    // Closures sent to the loop capture the server, never `self`: the fixture's deinit shuts the
+    // group down, which must not happen on the loop's own thread.
+    private var serving: Int {
+        let server = self.server
+        return loop.runBlocking { server.servingConnections }
+    }
 
     @Test func idleConnectionsCloseAndNewOnesCloseAfterOneAnswer() throws {
         let idle = try #require(connectLoopback(port: port))
@@ -57,7 +62,8 @@ final class HTTPServerDrainTests {
         #expect(!first.contains("Connection: close"))
         #expect(serving == 1, "a kept-alive connection counts until it closes")
 
-        loop.runBlocking { self.server.stopKeepingAlive() }
+        let server = self.server
+        loop.runBlocking { server.stopKeepingAlive() }
         #expect(closedByServer(idle), "the idle kept-alive connection is closed at once")
 
         let late = try #require(connectLoopback(port: port))

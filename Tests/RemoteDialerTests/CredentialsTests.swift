@@ -112,3 +112,26 @@ struct CredentialsTests {
         #expect(decide("bar", Self.fooToken) == .accept(clientKey: "bar"))
     }
 }
+
+/// The admin API without tokens trusts loopback, so it must not answer a page that reached it by
+/// DNS rebinding (its Host header is its own name).
+struct AdminRebindingTests {
+    @Test func onlyAddressesAndLocalhostAreAcceptedAsHost() {
+        for host in ["127.0.0.1:8123", "localhost:8123", "LOCALHOST", "[::1]:8123", "::1", "10.0.0.1", nil] as [String?] {
+            #expect(AdminAccess.namesThisMachine(host: host), "\(host ?? "none")")
+        }
+        for host in ["evil.example:8123", "evil.example", "127.0.0.1.nip.io", "localhost.evil.example:80"] {
+            #expect(!AdminAccess.namesThisMachine(host: host), "\(host)")
+        }
+    }
+
+    @Test func aRebindingPageIsRefusedEvenFromLoopback() throws {
+        let access = AdminAccess()
+        var head = HTTPRequestHead(method: "GET", target: "/api/clients")
+        head.headers.add(name: "Host", value: "attacker.example:8123")
+        let loopback = try SocketAddress("127.0.0.1:5000")
+        #expect(access.refusal(head: head, remoteAddress: loopback)?.status == .forbidden)
+        head.headers.replace(name: "Host", value: "127.0.0.1:8123")
+        #expect(access.refusal(head: head, remoteAddress: loopback) == nil)
+    }
+}
