@@ -80,4 +80,20 @@ struct TLSEndToEndTests {
         rogue.stop()
         #expect(!server.output.contains("session edge-1/"), "a refused client got a session: \(server.output.suffix(1500))")
     }
+
+    /// Issue 11, item 2: a TLS handshake counts inside the head timeout, so a requester that
+    /// starts a ClientHello and stops is closed at it.
+    @Test func aStalledTLSHandshakeIsClosedAtTheHeadTimeout() throws {
+        let deployment = try Deployment(fileSize: 1024)
+        let port = try deployment.startServer(["-cert", Self.file("server.pem"), "-key", Self.file("server.key"), "-head-timeout", "1s"])
+        let start = Date()
+        let stalled = try #require(RawSocket(port: port, receiveTimeout: 8))
+        stalled.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])  // a record header and the first byte of a ClientHello
+        let silent = try #require(RawSocket(port: port, receiveTimeout: 8))
+        var received: [UInt8] = []
+        #expect(stalled.readUntilClosed(into: &received), "a stalled handshake was kept")
+        #expect(silent.readUntilClosed(into: &received), "a silent TLS socket was kept")
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(elapsed >= 0.9 && elapsed < 5, "closed after \(elapsed) s with a 1 s head timeout")
+    }
 }
