@@ -42,11 +42,18 @@ final class RecordingTransport: TunnelTransport {
 }
 
 /// Runs `body` on a fresh loop's thread, then shuts the loop down.
-func onLoop(_ name: String, _ body: @escaping (EventLoop) throws -> Void) throws {
-    let group = try ReactorGroup(loopCount: 1, name: name)
-    defer { group.shutdown() }
-    let loop = group.next()
-    try loop.runBlocking { () throws(any Error) in try body(loop) }
+/// Runs `body` with a fresh loop whose thread is the test's own (the loop runs here until
+/// `body` is done and what it scheduled has run), so an `#expect` inside it is attributed to
+/// the test, which it is not on another thread. Returns what `body` observed.
+@discardableResult
+func onLoop<Observed>(_ name: String, _ body: (EventLoop) throws -> Observed) throws -> Observed {
+    let loop = try EventLoop(name: name)
+    var observed: Observed?
+    try loop.run {
+        observed = try body(loop)
+        loop.stop()
+    }
+    return observed!
 }
 
 /// Go's `(*Session).serveMessage` on a server-side session with no authorizer and no
