@@ -99,13 +99,32 @@ func freePort() -> UInt16 {
     return UInt16(bigEndian: address.sin_port)
 }
 
-/// Polls `url` with curl until it answers `status` (any HTTP answer when nil) or `timeout` passes.
-func waitUntilServing(_ url: String, status: String? = "200", timeout: TimeInterval = 20) -> Bool {
+/// Polls `url` with curl until it answers 200, `timeout` passes, or `process` (if given) exits.
+func waitUntilServing(_ url: String, curlOptions: [String] = [], while process: ChildProcess? = nil, timeout: TimeInterval = 20) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if let result = try? run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url]),
-           status.map({ result.out == $0 }) ?? (result.out != "000") { return true }
+    while Date() < deadline && process?.isRunning != false {
+        if let result = try? run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2"] + curlOptions + [url]),
+           result.out == "200" { return true }
         usleep(100_000)
+    }
+    return false
+}
+
+/// Polls a TCP connect to 127.0.0.1:`port` until it is accepted, `timeout` passes, or `process` exits.
+func waitUntilAccepting(port: UInt16, while process: ChildProcess, timeout: TimeInterval = 20) -> Bool {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = port.bigEndian
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline && process.isRunning {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if status == 0 { return true }
+        usleep(50_000)
     }
     return false
 }
