@@ -65,7 +65,8 @@ final class ChildProcess {
     }
 }
 
-/// Runs a command to completion, returning (exit status, stdout, stderr).
+/// Runs a command to completion, or until `timeout` passes (then it is terminated, and its status
+/// is SIGTERM's), returning (exit status, stdout, stderr).
 @discardableResult
 func run(_ arguments: [String], timeout: TimeInterval = 900) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
@@ -76,6 +77,10 @@ func run(_ arguments: [String], timeout: TimeInterval = 900) throws -> (status: 
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    nonisolated(unsafe) let watched = process
+    let watchdog = DispatchWorkItem { if watched.isRunning { watched.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+    defer { watchdog.cancel() }
     // Drain both pipes concurrently so a chatty child cannot block on a full pipe.
     nonisolated(unsafe) var errData = Data()
     let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }

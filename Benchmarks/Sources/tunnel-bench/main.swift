@@ -200,12 +200,11 @@ try encoder.encode(results).write(to: jsonURL)
 print("wrote \(jsonURL.path)")
 if let svgPath {
     try svgChart(results, specs: specs).write(toFile: svgPath, atomically: true, encoding: .utf8)
-    print("wrote \(svgPath)")
+    print("wrote \(URL(fileURLWithPath: svgPath).path)")
 }
-try? FileManager.default.removeItem(at: scratch)
-
 if !failures.isEmpty {
-    print("\nFAILED runs (not averaged in):")
+    print("\nFAILED runs (not averaged in; the logs they name are kept in \(scratch.path)):")
     for failure in failures { print("  \(failure)") }
     exit(1)
 }
+try? FileManager.default.removeItem(at: scratch)
