@@ -84,26 +84,24 @@ final class RunningTunnel {
         }
         let clientArguments = [implementation.clientBinary, "-connect", "\(pki == nil ? "ws" : "wss")://127.0.0.1:\(port)/connect", "-id", "bench"]
             + (pki.map { ["-ca", $0.authority] } ?? []) + implementation.clientArguments
-        var logs = [server.logURL.path]
+        let startClient = { try ChildProcess(name: "\(implementation.name)\(tlsTag)-client", arguments: clientArguments,
+                                             directory: workDirectory, logDirectory: workDirectory) }
         var attempt = 1
         do {
-            client = try ChildProcess(name: "\(implementation.name)\(tlsTag)-client", arguments: clientArguments,
-                                      directory: workDirectory, logDirectory: workDirectory)
+            client = try startClient()
         } catch {
             server.stop()
             throw error
         }
         while true {
-            logs.append(client.logURL.path)
             if waitUntilServing(url(sourcePort: sourcePort, path: "small"), curlOptions: curlOptions, while: client) { return }
-            guard !client.isRunning, attempt < Self.clientAttempts,
-                  let restarted = try? ChildProcess(name: "\(implementation.name)\(tlsTag)-client-attempt\(attempt + 1)", arguments: clientArguments,
-                                                    directory: workDirectory, logDirectory: workDirectory) else { break }
+            guard !client.isRunning, attempt < Self.clientAttempts, let restarted = try? startClient() else { break }
             attempt += 1
             client = restarted
         }
         stop()
-        throw HarnessError.failedToStart(implementation.name, "the tunnel did not serve within 20 s (client attempts: \(attempt))", logs)
+        throw HarnessError.failedToStart(implementation.name, "the tunnel did not serve within 20 s (client attempts: \(attempt))",
+                                         [server.logURL.path, client.logURL.path])
     }
 
     /// The tunnel route to `path` on the shared source.

@@ -6,7 +6,8 @@ final class ChildProcess {
     let process: Process
     let logURL: URL
 
-    /// Starts `arguments[0]` with the rest as arguments; output goes to a log file.
+    /// Starts `arguments[0]` with the rest as arguments; output goes to the log file `name`.log,
+    /// appended to after a line naming the start, so each round's and each restart's output stays.
     init(name: String, arguments: [String], directory: URL, logDirectory: URL) throws {
         self.name = name
         process = Process()
@@ -14,8 +15,10 @@ final class ChildProcess {
         process.arguments = Array(arguments.dropFirst())
         process.currentDirectoryURL = directory
         logURL = logDirectory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         let log = try FileHandle(forWritingTo: logURL)
+        try log.seekToEnd()
+        try log.write(contentsOf: Data("=== \(Date()) \(arguments.joined(separator: " "))\n".utf8))
         process.standardOutput = log
         process.standardError = log
         try process.run()
