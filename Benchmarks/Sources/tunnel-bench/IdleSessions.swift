@@ -4,8 +4,9 @@ import RemoteDialer
 import Tunnel
 
 let sessionsSpec = ScenarioSpec(name: "sessions", columns: [
-    ("sessions", "sessions"), ("server_kib_per_session", "srv KiB/session"), ("connect_seconds", "connect s"), ("requests_ok", "requests ok"),
-], primary: "server_kib_per_session")
+    Column(key: "sessions", label: "sessions", unit: ""), Column(key: "server_kib_per_session", label: "srv RSS/session", unit: "KiB"),
+    Column(key: "connect_seconds", label: "connect", unit: "s"), Column(key: "requests_ok", label: "requests ok", unit: ""),
+], primary: "server_kib_per_session", charted: ["server_kib_per_session"])
 
 /// K idle tunnel sessions from an in-harness protocol client (our client library on one loop,
 /// pinging every 5 s like any client), the server's RSS growth per session, then one request
@@ -13,10 +14,11 @@ let sessionsSpec = ScenarioSpec(name: "sessions", columns: [
 func idleSessions(_ implementation: Implementation, sourcePort: UInt16, settings: Settings, scratch: URL) throws -> Metrics {
     let port = freePort()
     let server = try ChildProcess(name: "\(implementation.name)-server-sessions",
-                                  arguments: [implementation.serverBinary, "-listen", "127.0.0.1:\(port)"], directory: scratch, logDirectory: scratch)
+                                  arguments: [implementation.serverBinary, "-listen", "127.0.0.1:\(port)"] + implementation.serverArguments,
+                                  directory: scratch, logDirectory: scratch)
     defer { server.stop() }
-    guard waitUntilServing("http://127.0.0.1:\(port)/client/none/http/127.0.0.1:1/", status: nil) else {
-        throw HarnessError.failedToStart(implementation.name, server.logURL.path, "")
+    guard waitUntilAccepting(port: port, while: server) else {
+        throw HarnessError.failedToStart(implementation.name, "its server did not accept connections within 20 s", [server.logURL.path])
     }
     usleep(300_000)
     let rssBefore = server.rssBytes

@@ -6,7 +6,8 @@ final class ChildProcess {
     let process: Process
     let logURL: URL
 
-    /// Starts `arguments[0]` with the rest as arguments; output goes to a log file.
+    /// Starts `arguments[0]` with the rest as arguments; output goes to the log file `name`.log,
+    /// appended to after a line naming the start, so each round's and each restart's output stays.
     init(name: String, arguments: [String], directory: URL, logDirectory: URL) throws {
         self.name = name
         process = Process()
@@ -14,8 +15,10 @@ final class ChildProcess {
         process.arguments = Array(arguments.dropFirst())
         process.currentDirectoryURL = directory
         logURL = logDirectory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         let log = try FileHandle(forWritingTo: logURL)
+        try log.seekToEnd()
+        try log.write(contentsOf: Data("=== \(Date()) \(arguments.joined(separator: " "))\n".utf8))
         process.standardOutput = log
         process.standardError = log
         try process.run()
@@ -65,7 +68,8 @@ final class ChildProcess {
     }
 }
 
-/// Runs a command to completion, returning (exit status, stdout, stderr).
+/// Runs a command to completion, or until `timeout` passes (then it is terminated, and its status
+/// is SIGTERM's), returning (exit status, stdout, stderr).
 @discardableResult
 func run(_ arguments: [String], timeout: TimeInterval = 900) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
@@ -76,6 +80,10 @@ func run(_ arguments: [String], timeout: TimeInterval = 900) throws -> (status: 
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    nonisolated(unsafe) let watched = process
+    let watchdog = DispatchWorkItem { if watched.isRunning { watched.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+    defer { watchdog.cancel() }
     // Drain both pipes concurrently so a chatty child cannot block on a full pipe.
     nonisolated(unsafe) var errData = Data()
     let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
@@ -99,13 +107,32 @@ func freePort() -> UInt16 {
     return UInt16(bigEndian: address.sin_port)
 }
 
-/// Polls `url` with curl until it answers `status` (any HTTP answer when nil) or `timeout` passes.
-func waitUntilServing(_ url: String, status: String? = "200", timeout: TimeInterval = 20) -> Bool {
+/// Polls `url` with curl until it answers 200, `timeout` passes, or `process` (if given) exits.
+func waitUntilServing(_ url: String, curlOptions: [String] = [], while process: ChildProcess? = nil, timeout: TimeInterval = 20) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if let result = try? run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url]),
-           status.map({ result.out == $0 }) ?? (result.out != "000") { return true }
+    while Date() < deadline && process?.isRunning != false {
+        if let result = try? run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2"] + curlOptions + [url]),
+           result.out == "200" { return true }
         usleep(100_000)
+    }
+    return false
+}
+
+/// Polls a TCP connect to 127.0.0.1:`port` until it is accepted, `timeout` passes, or `process` exits.
+func waitUntilAccepting(port: UInt16, while process: ChildProcess, timeout: TimeInterval = 20) -> Bool {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = port.bigEndian
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline && process.isRunning {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if status == 0 { return true }
+        usleep(50_000)
     }
     return false
 }

@@ -4,26 +4,45 @@ import Reactor
 /// One measured run: metric name → value.
 typealias Metrics = [String: Double]
 
-/// How a scenario's table looks: its metric columns and which one the ratio is taken on.
-struct ScenarioSpec {
-    let name: String
-    let columns: [(key: String, label: String)]
-    let primary: String
+/// A metric column: its key in `Metrics`, a short label and its unit (both in table headers and
+/// on chart axes).
+struct Column {
+    let key: String
+    let label: String
+    let unit: String
+    var header: String { unit.isEmpty ? label : "\(label) \(unit)" }
 }
 
-let bulkSpec = ScenarioSpec(name: "bulk", columns: [
-    ("mbps", "MB/s"), ("server_cpu_per_gib", "srv CPU s/GiB"), ("client_cpu_per_gib", "cli CPU s/GiB"),
-    ("server_peak_rss_mib", "srv peak MiB"), ("client_peak_rss_mib", "cli peak MiB"),
-], primary: "mbps")
-let rpsSpec = ScenarioSpec(name: "rps", columns: [
-    ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("p999_ms", "p99.9 ms"), ("errors", "errors"),
-], primary: "rps")
-let connsSpec = ScenarioSpec(name: "conns", columns: [
-    ("mbps", "MB/s"), ("min_conn_mbps", "min/conn"), ("max_conn_mbps", "max/conn"), ("server_kib_per_conn", "srv KiB/conn"),
-], primary: "mbps")
-let baselineSpec = ScenarioSpec(name: "baseline", columns: [("mbps", "MB/s")], primary: "mbps")
+/// How a scenario's table looks: its metric columns, which one the ratio is taken on, and which
+/// are charted.
+struct ScenarioSpec {
+    let name: String
+    let columns: [Column]
+    let primary: String
+    let charted: [String]
+}
 
-struct Settings {
+let bulkColumns = [
+    Column(key: "mb_per_s", label: "throughput", unit: "MB/s"),
+    Column(key: "server_cpu_per_gib", label: "srv CPU", unit: "s/GiB"), Column(key: "client_cpu_per_gib", label: "cli CPU", unit: "s/GiB"),
+    Column(key: "server_peak_rss_mib", label: "srv peak RSS", unit: "MiB"), Column(key: "client_peak_rss_mib", label: "cli peak RSS", unit: "MiB"),
+]
+let bulkSpec = ScenarioSpec(name: "bulk", columns: bulkColumns, primary: "mb_per_s",
+                            charted: ["mb_per_s", "server_cpu_per_gib", "client_cpu_per_gib"])
+let wssSpec = ScenarioSpec(name: "wss", columns: bulkColumns, primary: "mb_per_s",
+                           charted: ["mb_per_s", "server_cpu_per_gib", "client_cpu_per_gib"])
+let rpsSpec = ScenarioSpec(name: "rps", columns: [
+    Column(key: "rps", label: "rate", unit: "req/s"), Column(key: "p50_ms", label: "p50", unit: "ms"),
+    Column(key: "p99_ms", label: "p99", unit: "ms"), Column(key: "p999_ms", label: "p99.9", unit: "ms"), Column(key: "errors", label: "errors", unit: ""),
+], primary: "rps", charted: ["rps", "p99_ms"])
+let connsSpec = ScenarioSpec(name: "conns", columns: [
+    Column(key: "mb_per_s", label: "aggregate", unit: "MB/s"), Column(key: "min_conn_mb_per_s", label: "min/conn", unit: "MB/s"),
+    Column(key: "max_conn_mb_per_s", label: "max/conn", unit: "MB/s"), Column(key: "server_kib_per_conn", label: "srv RSS/conn", unit: "KiB"),
+], primary: "mb_per_s", charted: ["mb_per_s"])
+let baselineSpec = ScenarioSpec(name: "baseline", columns: [Column(key: "mb_per_s", label: "throughput", unit: "MB/s")],
+                                primary: "mb_per_s", charted: ["mb_per_s"])
+
+struct Settings: Codable {
     var bulkBytes = 1 << 30
     var rpsConnections = 64
     var rpsSeconds = 10
@@ -32,28 +51,39 @@ struct Settings {
     var sessions = 1000
 }
 
-/// Downloads `url` through curl into sha256sum; returns (seconds, bytes, sha256).
-func download(_ url: String) throws -> (seconds: Double, bytes: Int, sha256: String) {
-    let start = Date()
-    let result = try run(["bash", "-c", "set -o pipefail; curl -sS --fail -w '%{stderr}%{size_download}' '\(url)' | sha256sum"])
-    let seconds = Date().timeIntervalSince(start)
-    guard result.status == 0 else { throw HarnessError.transfer(url, result.err.trimmingCharacters(in: .whitespacesAndNewlines)) }
-    let bytes = Int(result.err.split(separator: "\n").last.map(String.init) ?? "") ?? 0
-    return (seconds, bytes, String(result.out.prefix(64)))
+/// Downloads `url` with curl into /dev/null, a sink that costs nothing, so the time is the
+/// transfer's; returns (seconds, bytes) as curl measured them.
+func timedDownload(_ url: String, curlOptions: [String] = []) throws -> (seconds: Double, bytes: Int) {
+    let result = try run(["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{size_download} %{time_total}"] + curlOptions + [url])
+    let fields = result.out.split(separator: " ")
+    guard result.status == 0, fields.count == 2, let bytes = Int(fields[0]), let seconds = Double(fields[1]), seconds > 0 else {
+        throw HarnessError.transfer(url, "\(result.out) \(result.err)".trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+    return (seconds, bytes)
 }
 
-func bulk(_ tunnel: RunningTunnel, source: SourceServer, expectedSHA: String, settings: Settings) throws -> Metrics {
+/// The sha256 of what `url` serves (curl into sha256sum): the untimed check beside the timed runs.
+func verifyDownload(_ url: String, curlOptions: [String] = [], subject: String, expectedSHA: String) throws {
+    let command = (["curl", "-sS", "--fail"] + curlOptions + [url]).map { "'\($0)'" }.joined(separator: " ")
+    let result = try run(["bash", "-c", "set -o pipefail; \(command) | sha256sum"])
+    guard result.status == 0 else { throw HarnessError.transfer(url, result.err.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    let sha = String(result.out.prefix(64))
+    guard sha == expectedSHA else { throw HarnessError.checksum(subject, expectedSHA, sha) }
+}
+
+/// One timed bulk download through `tunnel` (ws or wss): MB/s, CPU s/GiB and peak RSS of each side.
+func bulk(_ tunnel: RunningTunnel, source: SourceServer, settings: Settings) throws -> Metrics {
     tunnel.server.resetPeakRSS()
     tunnel.client.resetPeakRSS()
     let serverCPU = tunnel.server.cpuSeconds
     let clientCPU = tunnel.client.cpuSeconds
-    let (seconds, bytes, sha) = try download(tunnel.url(sourcePort: source.port, path: "bulk"))
-    guard sha == expectedSHA, bytes == settings.bulkBytes else {
-        throw HarnessError.checksum(tunnel.implementation.name, expectedSHA, "\(sha) (\(bytes) bytes)")
+    let (seconds, bytes) = try timedDownload(tunnel.url(sourcePort: source.port, path: "bulk"), curlOptions: tunnel.curlOptions)
+    guard bytes == settings.bulkBytes else {
+        throw HarnessError.transfer(tunnel.implementation.name, "\(bytes) of \(settings.bulkBytes) bytes")
     }
     let gib = Double(bytes) / Double(1 << 30)
     return [
-        "mbps": Double(bytes) / 1e6 / seconds,
+        "mb_per_s": Double(bytes) / 1e6 / seconds,
         "server_cpu_per_gib": (tunnel.server.cpuSeconds - serverCPU) / gib,
         "client_cpu_per_gib": (tunnel.client.cpuSeconds - clientCPU) / gib,
         "server_peak_rss_mib": Double(tunnel.server.peakRSSBytes) / 1048576,
@@ -110,9 +140,9 @@ func concurrentDownloads(_ url: String, settings: Settings, server: ChildProcess
         throw HarnessError.transfer(url, "\(rates.count) of \(settings.concurrentDownloads) downloads completed: \(result.err)")
     }
     var metrics: Metrics = [
-        "mbps": Double(total) / 1e6 / seconds,
-        "min_conn_mbps": rates.min()!,
-        "max_conn_mbps": rates.max()!,
+        "mb_per_s": Double(total) / 1e6 / seconds,
+        "min_conn_mb_per_s": rates.min()!,
+        "max_conn_mb_per_s": rates.max()!,
     ]
     if let server {
         metrics["server_kib_per_conn"] = Double(max(0, server.peakRSSBytes - idleRSS)) / 1024 / Double(settings.concurrentDownloads)
@@ -120,8 +150,48 @@ func concurrentDownloads(_ url: String, settings: Settings, server: ChildProcess
     return metrics
 }
 
-/// The physical ceiling of a tunnel's hops on this machine: two plain TCP relays in a chain.
-final class TwoRelayChain {
+/// A tunnel's hops without the tunnel, as two relays in a chain in front of `targetPort`: the
+/// ceiling a tunnel's throughput is compared with.
+protocol TwoRelayChain {
+    var port: UInt16 { get }
+    func stop()
+}
+
+/// Two `socat -b 262144` processes in a chain.
+final class SocatChain: TwoRelayChain {
+    let relays: [ChildProcess]
+    let port: UInt16
+
+    init(targetPort: UInt16, workDirectory: URL) throws {
+        var relays: [ChildProcess] = []
+        var next = targetPort
+        do {
+            for hop in 1...2 {
+                let port = freePort()
+                let relay = try ChildProcess(name: "socat-relay-\(hop)", arguments: [
+                    "/usr/bin/env", "socat", "-b", "262144", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork", "TCP:127.0.0.1:\(next)",
+                ], directory: workDirectory, logDirectory: workDirectory)
+                relays.append(relay)
+                guard waitUntilAccepting(port: port, while: relay) else {
+                    throw HarnessError.failedToStart("socat", "did not accept connections within 20 s", [relay.logURL.path])
+                }
+                next = port
+            }
+        } catch {
+            for relay in relays { relay.stop() }
+            throw error
+        }
+        self.relays = relays
+        port = next
+    }
+
+    func stop() {
+        for relay in relays.reversed() { relay.stop() }
+    }
+}
+
+/// Two relays on our reactor (StreamRelay), one loop each.
+final class ReactorChain: TwoRelayChain {
     let group: ReactorGroup
     let listeners: [GroupListener]
     let port: UInt16

@@ -6,14 +6,18 @@ import Reactor
 // JSON and an SVG chart. See README "Benchmarks".
 
 let usage = """
-usage: tunnel-bench [--impl NAME=SERVER_BINARY,CLIENT_BINARY]... [--scenarios baseline,bulk,rps,conns,sessions]
-                    [--bulk-mib 1024] [--rps-connections 64] [--rps-seconds 10] [--downloads 100] [--sessions 1000]
+usage: tunnel-bench [--impl NAME=SERVER_BINARY,CLIENT_BINARY]... [--server-args NAME=ARGS]... [--client-args NAME=ARGS]...
+                    [--scenarios baseline,bulk,wss,rps,conns,sessions] [--bulk-mib 1024] [--rps-connections 64] [--rps-seconds 10] [--downloads 100] [--sessions 1000]
                     [--part-mib 16] [--repeat 3] [--json FILE] [--svg FILE]
   Implementations default to ours (remotedialer-server/-client from the main package's release build).
+  ARGS (split on spaces) are appended to that implementation's server or client command line.
+  wss runs only for implementations whose -h names -cert/-key (server) and -ca (client).
 """
 
 var implementations: [Implementation] = []
-var scenarios = ["baseline", "bulk", "rps", "conns", "sessions"]
+var scenarios = ["baseline", "bulk", "wss", "rps", "conns", "sessions"]
+var serverArguments: [String: [String]] = [:]
+var clientArguments: [String: [String]] = [:]
 var settings = Settings()
 var repeats = 3
 var jsonPath = "bench-results/tunnel-bench.json"
@@ -29,6 +33,10 @@ while let argument = arguments.popFirst() {
     case "--impl":
         guard let implementation = Implementation(argument: value()) else { print(usage); exit(2) }
         implementations.append(implementation)
+    case "--server-args", "--client-args":
+        guard let (name, rest) = Implementation.split(value()) else { print(usage); exit(2) }
+        let words = rest.split(separator: " ").map(String.init)
+        if argument == "--server-args" { serverArguments[name, default: []] += words } else { clientArguments[name, default: []] += words }
     case "--scenarios": scenarios = value().split(separator: ",").map(String.init)
     case "--bulk-mib": settings.bulkBytes = Int(value())! << 20
     case "--rps-connections": settings.rpsConnections = Int(value())!
@@ -49,6 +57,15 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 if implementations.isEmpty {
     let release = repositoryRoot.appendingPathComponent(".build/release")
     implementations = [Implementation(argument: "swift=\(release.path)/remotedialer-server,\(release.path)/remotedialer-client")!]
+}
+for (name, _) in serverArguments.merging(clientArguments, uniquingKeysWith: { a, _ in a }) where !implementations.contains(where: { $0.name == name }) {
+    print("tunnel-bench: --server-args/--client-args name \(name), which no --impl has")
+    exit(2)
+}
+for index in implementations.indices {
+    implementations[index].serverArguments = serverArguments[implementations[index].name] ?? []
+    implementations[index].clientArguments = clientArguments[implementations[index].name] ?? []
+    if scenarios.contains("wss") { implementations[index].probeTLSFlags() }
 }
 for implementation in implementations {
     for binary in [implementation.serverBinary, implementation.clientBinary] where !FileManager.default.isExecutableFile(atPath: binary) {
@@ -71,55 +88,86 @@ FileManager.default.createFile(atPath: payloadFile.path, contents: Data(source.b
 let expectedSHA = String(try run(["sha256sum", payloadFile.path]).out.prefix(64))
 try FileManager.default.removeItem(at: payloadFile)
 
+let machine = Machine.current()
+let pki: TestPKI? = if scenarios.contains("wss") && implementations.contains(where: \.takesTLSFlags) {
+    try TestPKI(script: repositoryRoot.appendingPathComponent("Scripts/make-test-pki.sh"), directory: scratch.appendingPathComponent("pki"))
+} else {
+    nil
+}
+
 var reports: [String: ScenarioReport] = [:]
 var failures: [String] = []
-let specs = ["bulk": bulkSpec, "rps": rpsSpec, "conns": connsSpec, "baseline": baselineSpec, "sessions": sessionsSpec]
+let specs = ["bulk": bulkSpec, "wss": wssSpec, "rps": rpsSpec, "conns": connsSpec, "baseline": baselineSpec, "sessions": sessionsSpec]
 for name in scenarios { guard specs[name] != nil else { print("unknown scenario \(name)"); exit(2) }; reports[name] = ScenarioReport(spec: specs[name]!) }
 
+/// Subjects whose bulk download has been checked against `expectedSHA` (once each, untimed).
+var verified: Set<String> = []
+@MainActor func verifyOnce(_ subject: String, _ url: String, curlOptions: [String] = []) throws {
+    guard !verified.contains(subject) else { return }
+    try verifyDownload(url, curlOptions: curlOptions, subject: subject, expectedSHA: expectedSHA)
+    verified.insert(subject)
+}
+
+/// One baseline row: the bulk download through `chain`, checked once, timed into /dev/null.
+@MainActor func measureBaseline(_ subject: String, through chain: TwoRelayChain?) throws {
+    defer { chain?.stop() }
+    let url = "http://127.0.0.1:\(chain?.port ?? source.port)/bulk"
+    try verifyOnce(subject, url)
+    let (seconds, bytes) = try timedDownload(url)
+    guard bytes == settings.bulkBytes else { throw HarnessError.transfer(subject, "\(bytes) of \(settings.bulkBytes) bytes") }
+    reports["baseline"]!.add(subject, ["mb_per_s": Double(bytes) / 1e6 / seconds])
+}
+
+let socatSubject = "2-relay socat"
 let started = Date()
 for round in 1...repeats {
     if scenarios.contains("baseline") {
-        progress("[round \(round)/\(repeats)] baseline: direct")
-        do {
-            let direct = try download("http://127.0.0.1:\(source.port)/bulk")
-            guard direct.sha256 == expectedSHA else { throw HarnessError.checksum("direct", expectedSHA, direct.sha256) }
-            reports["baseline"]!.add("direct", ["mbps": Double(direct.bytes) / 1e6 / direct.seconds])
-            progress("[round \(round)/\(repeats)] baseline: two-relay chain")
-            let chain = try TwoRelayChain(targetPort: source.port)
-            defer { chain.stop() }
-            let relayed = try download("http://127.0.0.1:\(chain.port)/bulk")
-            guard relayed.sha256 == expectedSHA else { throw HarnessError.checksum("two-relay", expectedSHA, relayed.sha256) }
-            reports["baseline"]!.add("two-relay chain", ["mbps": Double(relayed.bytes) / 1e6 / relayed.seconds])
-        } catch {
-            failures.append("baseline: \(error)")
+        let chains: [(String, () throws -> TwoRelayChain?)] = [
+            ("direct", { nil }),
+            (socatSubject, { try SocatChain(targetPort: source.port, workDirectory: scratch) }),
+            ("2-relay reactor", { try ReactorChain(targetPort: source.port) }),
+        ]
+        for (subject, makeChain) in chains {
+            progress("[round \(round)/\(repeats)] baseline: \(subject)")
+            do { try measureBaseline(subject, through: makeChain()) } catch { failures.append("baseline \(subject): \(error)") }
         }
     }
     for implementation in implementations {
         progress("[round \(round)/\(repeats)] \(implementation.name): starting")
-        let tunnel: RunningTunnel
         do {
-            tunnel = try RunningTunnel(implementation, sourcePort: source.port, workDirectory: scratch)
-        } catch {
-            print("\ntunnel-bench: \(error)")
-            exit(1)
-        }
-        defer { tunnel.stop() }
-        for scenario in scenarios where scenario != "baseline" {
-            progress("[round \(round)/\(repeats)] \(implementation.name): \(scenario)")
-            do {
-                switch scenario {
-                case "bulk":
-                    reports["bulk"]!.add(implementation.name, try bulk(tunnel, source: source, expectedSHA: expectedSHA, settings: settings))
-                case "rps":
-                    reports["rps"]!.add(implementation.name, try rps(tunnel.url(sourcePort: source.port, path: "small"), settings: settings, scratch: scratch))
-                case "conns":
-                    reports["conns"]!.add(implementation.name, try concurrentDownloads(tunnel.url(sourcePort: source.port, path: "part"), settings: settings, server: tunnel.server))
-                case "sessions":
-                    reports["sessions"]!.add(implementation.name, try idleSessions(implementation, sourcePort: source.port, settings: settings, scratch: scratch))
-                default: break
+            let tunnel = try RunningTunnel(implementation, sourcePort: source.port, workDirectory: scratch)
+            defer { tunnel.stop() }
+            for scenario in scenarios where !["baseline", "wss"].contains(scenario) {
+                progress("[round \(round)/\(repeats)] \(implementation.name): \(scenario)")
+                do {
+                    switch scenario {
+                    case "bulk":
+                        try verifyOnce(implementation.name, tunnel.url(sourcePort: source.port, path: "bulk"))
+                        reports["bulk"]!.add(implementation.name, try bulk(tunnel, source: source, settings: settings))
+                    case "rps":
+                        reports["rps"]!.add(implementation.name, try rps(tunnel.url(sourcePort: source.port, path: "small"), settings: settings, scratch: scratch))
+                    case "conns":
+                        reports["conns"]!.add(implementation.name, try concurrentDownloads(tunnel.url(sourcePort: source.port, path: "part"), settings: settings, server: tunnel.server))
+                    case "sessions":
+                        reports["sessions"]!.add(implementation.name, try idleSessions(implementation, sourcePort: source.port, settings: settings, scratch: scratch))
+                    default: break
+                    }
+                } catch {
+                    failures.append("\(implementation.name) \(scenario): \(error)")
                 }
+            }
+        } catch {
+            failures.append("\(implementation.name): \(error)")
+        }
+        if let pki, implementation.takesTLSFlags {
+            progress("[round \(round)/\(repeats)] \(implementation.name): wss")
+            do {
+                let tunnel = try RunningTunnel(implementation, sourcePort: source.port, workDirectory: scratch, pki: pki)
+                defer { tunnel.stop() }
+                try verifyOnce("\(implementation.name) wss", tunnel.url(sourcePort: source.port, path: "bulk"), curlOptions: tunnel.curlOptions)
+                reports["wss"]!.add(implementation.name, try bulk(tunnel, source: source, settings: settings))
             } catch {
-                failures.append("\(implementation.name) \(scenario): \(error)")
+                failures.append("\(implementation.name) wss: \(error)")
             }
         }
     }
@@ -127,30 +175,36 @@ for round in 1...repeats {
 progress("")
 source.stop()
 
-let ceiling = reports["baseline"]?.median("two-relay chain", "mbps")
+let socatCeiling: (label: String, denominator: (String) -> Double?) = ("of socat chain", { _ in reports["baseline"]?.median(socatSubject, "mb_per_s") })
+let extras: [String: [(label: String, denominator: (String) -> Double?)]] = [
+    "baseline": [socatCeiling],
+    "bulk": [socatCeiling],
+    "wss": [socatCeiling, ("of ws bulk", { reports["bulk"]?.median($0, "mb_per_s") })],
+]
 for name in scenarios {
-    let spec = specs[name]!
-    let extra = (name == "bulk" || name == "baseline") ? ceiling.map { [("of 2-relay", $0)] } ?? [] : []
     print("\n== \(name) (median of \(repeats); ratio = to the first row)")
-    print(reports[name]!.table(spec: spec, extra: extra))
+    print(reports[name]!.table(spec: specs[name]!, extra: extras[name] ?? []))
+    if name == "wss" {
+        for implementation in implementations where !implementation.takesTLSFlags { print("(\(implementation.name): no -cert/-key/-ca flags, no row)") }
+    }
 }
-print("\nmachine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(Int(Date().timeIntervalSince(started))) s in all")
+print("\nmachine: \(machine.summary); \(Int(Date().timeIntervalSince(started))) s in all")
 
-let ordered = scenarios.compactMap { reports[$0] }
+let results = HarnessResults(machine: machine, settings: settings, repeats: repeats, implementations: implementations,
+                             scenarios: scenarios.compactMap { reports[$0] })
 let jsonURL = URL(fileURLWithPath: jsonPath)
 try? FileManager.default.createDirectory(at: jsonURL.deletingLastPathComponent(), withIntermediateDirectories: true)
 let encoder = JSONEncoder()
 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-try encoder.encode(ordered).write(to: jsonURL)
+try encoder.encode(results).write(to: jsonURL)
 print("wrote \(jsonURL.path)")
 if let svgPath {
-    try svgChart(ordered).write(toFile: svgPath, atomically: true, encoding: .utf8)
-    print("wrote \(svgPath)")
+    try svgChart(results, specs: specs).write(toFile: svgPath, atomically: true, encoding: .utf8)
+    print("wrote \(URL(fileURLWithPath: svgPath).path)")
 }
-try? FileManager.default.removeItem(at: scratch)
-
 if !failures.isEmpty {
-    print("\nFAILED runs (not averaged in):")
+    print("\nFAILED runs (not averaged in; the logs they name are kept in \(scratch.path)):")
     for failure in failures { print("  \(failure)") }
     exit(1)
 }
+try? FileManager.default.removeItem(at: scratch)
