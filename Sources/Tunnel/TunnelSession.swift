@@ -192,6 +192,9 @@ public final class TunnelSession: TunnelTransportDelegate {
     // MARK: Receiving
 
     public func transportDidBeginMessage(isBinary: Bool) {
+        // A closing WebSocket still delivers what the remote sent before it saw our Close: an
+        // ended session must not act on it (a Connect would dial into a dead session).
+        guard isOpen else { inbound = .ignored; return }
         guard isBinary else { return close(error: TunnelError.wrongMessageType) }
         inbound = .header(MessageHeaderDecoder())
     }
