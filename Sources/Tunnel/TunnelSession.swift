@@ -90,7 +90,8 @@ public final class TunnelSession: TunnelTransportDelegate {
         loop.assertInLoop()
         guard isOpen else { throw .tunnelDisconnect }
         guard connections.count < options.maxConnections else { throw .tooManyConnections(limit: options.maxConnections) }
-        nextConnID += 1
+        // Skip ids the remote's Connects already use: overwriting one would orphan a live connection.
+        repeat { nextConnID += 1 } while connections[nextConnID] != nil
         let target = ConnectTarget(proto: proto, address: address)
         let connection = TunnelConnection(id: nextConnID, target: target, session: self)
         register(connection)

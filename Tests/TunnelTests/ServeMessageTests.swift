@@ -120,6 +120,21 @@ struct ServeMessageTests {
         }
     }
 
+    /// Found by the fuzz-session target: a dial took the id of a connection the remote had
+    /// opened with Connect, orphaning it (still piped, never ended with the session).
+    @Test func aDialSkipsIDsTheRemotesConnectsUse() throws {
+        try onLoop("id-clash") { loop in
+            let transport = RecordingTransport(loop: loop)
+            let session = TunnelSession(transport: transport, role: .client, clientKey: "c", connectAuthorizer: { _, _ in true },
+                                        dialer: { _, _, _ in })
+            transport.start(delegate: session)
+            transport.deliver(TunnelMessage.connect(id: 1, connID: 3, ConnectTarget(proto: "tcp", address: "127.0.0.1:80")).encoded)
+            let ids = try (0..<2).map { _ in try session.dial(proto: "tcp", address: "127.0.0.1:81").id }
+            #expect(ids == [2, 4])
+            #expect(session.activeConnectionIDs == [2, 3, 4])
+        }
+    }
+
     @Test func serverDialsCountUpFromTwo() throws {
         try onLoop("ids") { loop in
             let transport = RecordingTransport(loop: loop)
