@@ -10,5 +10,5 @@ swift build  # the programs the end-to-end tests run as subprocesses
 # Tests share the machine's fds, ports and CPUs with each other (the fd-leak check counts
 # /proc/self/fd): run them one at a time.
 swift test --skip-build --no-parallel
-# libFuzzer on the frame parser and the HTTP head parser, 20 s each (bounded).
+# libFuzzer on every target (Scripts/fuzz.sh), 20 s each (bounded).
 bash Scripts/fuzz.sh 20
