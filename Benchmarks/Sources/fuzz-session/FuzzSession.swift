@@ -55,8 +55,8 @@ private struct Operands {
     }
 }
 
-/// The session's message channel: counts what goes out and checks that no Data leaves for a
-/// connection the remote has paused.
+/// The session's message channel: checks that no Data leaves for a connection the remote has
+/// paused.
 private final class CheckingTransport: TunnelTransport {
     let loop: EventLoop
     var isWritable = true
@@ -64,7 +64,6 @@ private final class CheckingTransport: TunnelTransport {
     weak var delegate: (any TunnelTransportDelegate)?
     /// Connections the remote paused (and has not resumed) while they were in the table.
     var remotePaused = Set<Int64>()
-    private(set) var sentBytes = 0
 
     init(loop: EventLoop) { self.loop = loop }
 
@@ -73,7 +72,6 @@ private final class CheckingTransport: TunnelTransport {
     func close(error: (any Error)?) {}
 
     func sendMessage(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
-        sentBytes += first.count + second.count
         var decoder = MessageHeaderDecoder()
         if let (header, _) = try? decoder.feed(first), header.type == .data {
             check(!remotePaused.contains(header.connID), "Data sent for connection \(header.connID) during the remote's Pause")
