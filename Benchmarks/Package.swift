@@ -33,6 +33,11 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
+            name: "fuzz-session",
+            dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "Tunnel", package: "RemoteDialer")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .executableTarget(
             name: "tunnel-bench",
             dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "RemoteDialer", package: "RemoteDialer"),
                            .product(name: "Tunnel", package: "RemoteDialer")]

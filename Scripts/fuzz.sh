@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# libFuzzer on the WebSocket frame parser, the HTTP head parser and the whole server (HTTP,
-# upgrade, tunnel session, proxy route over in-memory streams), for a bounded time each
+# libFuzzer on the WebSocket frame parser, the HTTP head parser, the whole server (HTTP,
+# upgrade, tunnel session, proxy route over in-memory streams) and the tunnel session's state
+# machine in either role (random message sequences and local operations, with invariants on its
+# connection table, Pause and memory), for a bounded time each
 # (default 20 s). Crashes, leaks and inputs taking over 5 s (a parser that spins) fail the run;
 # inputs that do are left in bench-results/fuzz/.
 # usage: Scripts/fuzz.sh [seconds per target]
@@ -16,7 +18,7 @@ cd Benchmarks
 # unsafe-pointer code (RingBuffer, masking, parsers) are found even when they would not trap.
 # Each target starts from its seed corpus in Benchmarks/FuzzCorpus (copied: the run's finds
 # stay out of the repository).
-for target in fuzz-frame-parser fuzz-http-head fuzz-server; do
+for target in fuzz-frame-parser fuzz-http-head fuzz-server fuzz-session; do
     # --sanitize applies to this package's targets only: the library modules get coverage and
     # ASan through -Xswiftc, or the fuzzer runs blind (42 counters instead of ~20,000).
     swift build --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=address \

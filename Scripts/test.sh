@@ -10,5 +10,7 @@ swift build  # the programs the end-to-end tests run as subprocesses
 # Tests share the machine's fds, ports and CPUs with each other (the fd-leak check counts
 # /proc/self/fd): run them one at a time.
 swift test --skip-build --no-parallel
-# libFuzzer on the frame parser and the HTTP head parser, 20 s each (bounded).
+# Chaos (Scripts/chaos.sh): a party killed at a random moment during transfers, three rounds (about 30 s).
+bash Scripts/chaos.sh 3
+# libFuzzer on every target (Scripts/fuzz.sh), 20 s each (bounded).
 bash Scripts/fuzz.sh 20

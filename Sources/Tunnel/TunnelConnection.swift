@@ -132,6 +132,10 @@ public final class TunnelConnection: ByteStream {
         if !inbound.isEmpty {
             handler.streamDidRead(self, &inbound)
             guard isOpen else { return }
+            // A burst grew the ring past one message's worth: give it back once drained
+            // (rancher/remotedialer#41). Smaller rings are kept, so a steady reader does not
+            // allocate per message.
+            if inbound.isEmpty && inbound.capacity > session.options.maxDataPayload { inbound.shrink(releaseWhenEmpty: true) }
             updateInboundPressure()
         }
         if inboundEOF && inbound.isEmpty && !readingPaused {

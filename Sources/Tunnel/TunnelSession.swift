@@ -92,7 +92,8 @@ public final class TunnelSession: TunnelTransportDelegate {
         loop.assertInLoop()
         guard isOpen else { throw .tunnelDisconnect }
         guard connections.count < options.maxConnections else { throw .tooManyConnections(limit: options.maxConnections) }
-        nextConnID += 1
+        // Skip ids the remote's Connects already use: overwriting one would orphan a live connection.
+        repeat { nextConnID += 1 } while connections[nextConnID] != nil
         let target = ConnectTarget(proto: proto, address: address)
         let connection = TunnelConnection(id: nextConnID, target: target, session: self)
         register(connection)
@@ -194,6 +195,9 @@ public final class TunnelSession: TunnelTransportDelegate {
     // MARK: Receiving
 
     public func transportDidBeginMessage(isBinary: Bool) {
+        // A closing WebSocket still delivers what the remote sent before it saw our Close: an
+        // ended session must not act on it (a Connect would dial into a dead session).
+        guard isOpen else { inbound = .ignored; return }
         guard isBinary else { return close(error: TunnelError.wrongMessageType) }
         inbound = .header(MessageHeaderDecoder())
     }

@@ -110,6 +110,38 @@ struct ServeMessageTests {
         }
     }
 
+    /// Found by the fuzz-session target: a WebSocket in its close handshake still delivers
+    /// messages, and a closed session used to accept a Connect, dial it and keep it in its table.
+    @Test func messagesAfterTheSessionClosedAreIgnored() throws {
+        try onLoop("after-close") { loop in
+            let transport = RecordingTransport(loop: loop)
+            var dials = 0
+            let session = TunnelSession(transport: transport, role: .client, clientKey: "c", connectAuthorizer: { _, _ in true },
+                                        dialer: { _, _, _ in dials += 1 })
+            transport.start(delegate: session)
+            session.close()
+            transport.deliver(TunnelMessage.connect(id: 1, connID: 5, ConnectTarget(proto: "tcp", address: "127.0.0.1:80")).encoded)
+            transport.deliver(TunnelMessage.addClient(id: 2, RemoteClient(clientKey: "foo", sessionKey: 1)).encoded)
+            transport.deliver(TunnelMessage.data(id: 3, connID: 9, [1]).encoded)
+            #expect(dials == 0 && session.connectionCount == 0 && !session.canReach(clientKey: "foo") && transport.sent.isEmpty)
+        }
+    }
+
+    /// Found by the fuzz-session target: a dial took the id of a connection the remote had
+    /// opened with Connect, orphaning it (still piped, never ended with the session).
+    @Test func aDialSkipsIDsTheRemotesConnectsUse() throws {
+        try onLoop("id-clash") { loop in
+            let transport = RecordingTransport(loop: loop)
+            let session = TunnelSession(transport: transport, role: .client, clientKey: "c", connectAuthorizer: { _, _ in true },
+                                        dialer: { _, _, _ in })
+            transport.start(delegate: session)
+            transport.deliver(TunnelMessage.connect(id: 1, connID: 3, ConnectTarget(proto: "tcp", address: "127.0.0.1:80")).encoded)
+            let ids = try (0..<2).map { _ in try session.dial(proto: "tcp", address: "127.0.0.1:81").id }
+            #expect(ids == [2, 4])
+            #expect(session.activeConnectionIDs == [2, 3, 4])
+        }
+    }
+
     @Test func serverDialsCountUpFromTwo() throws {
         try onLoop("ids") { loop in
             let transport = RecordingTransport(loop: loop)

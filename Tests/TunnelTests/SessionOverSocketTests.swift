@@ -138,6 +138,7 @@ struct SessionOverSocketTests {
     /// With a reader that consumes nothing, what the sender emits after our Pause is only what
     /// was already in flight (its WebSocket write queue and the two kernel socket buffers), far
     /// below the hard cap the transfer is twice as big as; after Resume the rest arrives intact.
+    /// (rancher/rancher#36584: Go's Pause was advisory and its sender overshot by ~4 MB.)
     @Test func stalledReaderStopsTheSenderAfterPauseAndResumeDeliversTheRest() throws {
         let total = 64 << 20  // twice the default 32 MiB cap
         let options = TunnelOptions()
