@@ -16,9 +16,11 @@ final class Subprocess {
 
     /// `hosts`: the program sees this file as /etc/hosts (a bind mount in a mount namespace of
     /// its own, so the machine's configuration is untouched; needs root).
-    init(_ program: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:], hosts: URL? = nil) throws {
+    /// `executable`: a program from elsewhere (default: this package's, found beside the tests).
+    init(_ program: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:], hosts: URL? = nil,
+         executable given: URL? = nil) throws {
         name = program
-        let executable = try Self.locate(program)
+        let executable = try given ?? Self.locate(program)
         if let hosts {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
             process.arguments = ["-m", "/bin/sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts.path, executable.path] + arguments
