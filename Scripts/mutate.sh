@@ -155,9 +155,14 @@ mutation "bandwidth limit never pauses reading" Sources/RemoteDialer/ThrottledTr
     'BandwidthLimitEndToEndTests'
 
 mutation "admin API open to every address" Sources/RemoteDialer/AdminAccess.swift \
-    'return allowFrom.contains(remoteAddress) ? nil' \
-    'return true ? nil' \
+    'guard allowFrom.contains(remoteAddress) else {' \
+    'guard allowFrom.contains(remoteAddress) || true else {' \
     'AdminAPIEndToEndTests'
+
+mutation "admin API answers a rebound Host" Sources/RemoteDialer/AdminAccess.swift \
+    'guard Self.namesThisMachine(host: head.headers["Host"]) else {' \
+    'guard Self.namesThisMachine(host: head.headers["Host"]) || true else {' \
+    'AdminRebindingTests'
 
 # Issue 11: what a hostile peer could do before.
 mutation "unknown ids answered without bound" Sources/Tunnel/TunnelSession.swift \
