@@ -260,41 +260,30 @@ extension ServerCommand {
     /// SIGHUP: re-reads the credential files. A file that fails to parse is reported and the
     /// old list stays in force; a client whose token was removed loses its sessions.
     func reload(credentials: ClientCredentials?, access: ProxyAccess, admin: AdminAccess, peers peerSet: PeerSet, server: RemoteDialerServer, logger: Logger) {
-        if let credentials, let path = clientTokens {
-            do {
+        if let credentials {
+            reloading(clientTokens, "client tokens", logger) { path in
                 let file = try Self.credentials(path, needsRest: false, allowsRest: true)
                 let rates = try Self.clientRates(file, path: path)
                 let removed = credentials.replace(with: file)
                 server.setBandwidthLimits(defaultRate: clientRate?.bytes, perClient: rates)
                 server.closeClientSessions { !credentials.isListed($0) }
-                logger.info("reloaded \(path)\(removed.isEmpty ? "" : "; revoked \(removed.sorted().joined(separator: ", "))")")
-            } catch {
-                logger.error("keeping the previous client tokens: \(error)")
+                return removed.isEmpty ? "" : "; revoked \(removed.sorted().joined(separator: ", "))"
             }
         }
-        if let path = proxyTokens {
-            do {
-                access.replaceUsers(with: try Self.credentials(path, needsRest: true))
-                logger.info("reloaded \(path)")
-            } catch {
-                logger.error("keeping the previous proxy tokens: \(error)")
-            }
-        }
-        if let path = adminTokens {
-            do {
-                admin.replaceUsers(with: try Self.credentials(path, needsRest: false))
-                logger.info("reloaded \(path)")
-            } catch {
-                logger.error("keeping the previous admin tokens: \(error)")
-            }
-        }
-        if let path = peersFile {
-            do {
-                try peerSet.apply(try PeerSpec.parse(peers) + PeerSpec.parse(file: path), to: server)
-                logger.info("reloaded \(path)")
-            } catch {
-                logger.error("keeping the previous peers: \(error)")
-            }
+        reloading(proxyTokens, "proxy tokens", logger) { access.replaceUsers(with: try Self.credentials($0, needsRest: true)); return "" }
+        reloading(adminTokens, "admin tokens", logger) { admin.replaceUsers(with: try Self.credentials($0, needsRest: false)); return "" }
+        reloading(peersFile, "peers", logger) { try peerSet.apply(try PeerSpec.parse(peers) + PeerSpec.parse(file: $0), to: server); return "" }
+    }
+
+    /// Re-reads one file with `install`, which returns a note for the log line; a file that
+    /// fails to parse is reported and what was in force stays.
+    private func reloading(_ path: String?, _ what: String, _ logger: Logger, _ install: (String) throws -> String) {
+        guard let path else { return }
+        do {
+            let note = try install(path)
+            logger.info("reloaded \(path)\(note)")
+        } catch {
+            logger.error("keeping the previous \(what): \(error)")
         }
     }
 }
