@@ -26,15 +26,17 @@ let package = Package(
             dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "HTTP", package: "RemoteDialer")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
+        // What the fuzz targets share (in-memory streams).
+        .target(name: "FuzzSupport", dependencies: [.product(name: "Reactor", package: "RemoteDialer")]),
         .executableTarget(
             name: "fuzz-server",
-            dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "HTTP", package: "RemoteDialer"),
+            dependencies: ["FuzzSupport", .product(name: "Reactor", package: "RemoteDialer"), .product(name: "HTTP", package: "RemoteDialer"),
                            .product(name: "RemoteDialer", package: "RemoteDialer"), .product(name: "Tunnel", package: "RemoteDialer")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
             name: "fuzz-session",
-            dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "Tunnel", package: "RemoteDialer")],
+            dependencies: ["FuzzSupport", .product(name: "Reactor", package: "RemoteDialer"), .product(name: "Tunnel", package: "RemoteDialer")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(

@@ -2,6 +2,7 @@ import HTTP
 import Reactor
 import RemoteDialer
 import Tunnel
+import FuzzSupport
 
 // libFuzzer entry point for the whole server: HTTP connections, the WebSocket upgrade, a tunnel
 // session and the /client/... proxy route, over in-memory streams. Build and run with
@@ -28,70 +29,6 @@ private func makeResponder() -> HTTPServerConnection.Responder {
     router.add(prefix: ClientRoute.prefix) { route.handle($0) }
     router.add("/healthz") { $0.respond(.ok, body: "ok\n") }
     return { [router] in router.route($0) }
-}
-
-/// A stream fed by the fuzzer: what it "receives" is what the input says; what it writes is
-/// dropped. Behaves as a socket does towards its handler (paused reads wait, close is deferred).
-private final class MemoryStream: ByteStream {
-    let loop: EventLoop
-    private var handler: (any StreamHandler)?
-    private var ring = RingBuffer(minimumCapacity: 256, maximumCapacity: 1 << 16)
-    private(set) var isOpen = true
-    private(set) var isStarted = false
-    private var paused = false
-    var isWritable: Bool { isOpen }
-
-    init(loop: EventLoop) { self.loop = loop }
-
-    func start(handler: any StreamHandler) {
-        self.handler = handler
-        isStarted = true
-    }
-
-    func replaceHandler(_ handler: any StreamHandler) {
-        self.handler = handler
-        loop.runSoon { [self] in deliver() }
-    }
-
-    func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool { isOpen }
-    func pauseReading() { paused = true }
-    func resumeReading() {
-        paused = false
-        loop.runSoon { [self] in deliver() }
-    }
-    func shutdownWrite() {}
-    func closeAfterFlush() { teardown(nil) }
-    func close() { teardown(nil) }
-    func close(error: any Error) { teardown(error) }
-
-    private func teardown(_ error: (any Error)?) {
-        guard isOpen else { return }
-        isOpen = false
-        let handler = self.handler
-        self.handler = nil
-        loop.runSoon { [self] in
-            ring.discardAll()
-            handler?.streamDidClose(self, error: error)
-        }
-    }
-
-    func feed(_ bytes: UnsafeRawBufferPointer) {
-        guard isOpen, ring.append(bytes) else { return }
-        deliver()
-    }
-
-    func feed(_ bytes: [UInt8]) { bytes.withUnsafeBytes { feed($0) } }
-
-    func end() {
-        guard isOpen else { return }
-        handler?.streamDidReadEOF(self)
-        close()
-    }
-
-    private func deliver() {
-        guard isOpen, !paused, let handler, !ring.isEmpty else { return }
-        handler.streamDidRead(self, &ring)
-    }
 }
 
 private func clientFrame(_ payload: UnsafeRawBufferPointer) -> [UInt8] {
@@ -133,14 +70,17 @@ public func fuzzServer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             case 2: requester.feed(payload)
             default:
                 requester.end()
+                requester.close()
                 requester = MemoryStream(loop: loop)
                 serve(requester)
                 requester.feed(Array("GET /client/fuzz/http/127.0.0.1:1/\(payload.count) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
                 requester.feed(payload)
             }
         }
-        requester.end()
-        session.end()
+        for stream in [requester, session] {
+            stream.end()
+            stream.close()
+        }
     }
     // Deferred closes and their callbacks run after the batch above.
     loop.runBlocking {}

@@ -1,5 +1,6 @@
 import Reactor
 import Tunnel
+import FuzzSupport
 
 // libFuzzer entry point for the tunnel protocol's state machine: one `TunnelSession` (either
 // role) over a recording transport, fed random message sequences, with its local side (dials,
@@ -94,66 +95,6 @@ private final class CheckingTransport: TunnelTransport {
     }
 }
 
-/// A target socket (what a dialled Connect is piped to), fed by the input: behaves as a socket
-/// does towards its handler (paused reads wait, closes are reported later, never re-entrantly).
-private final class TargetStream: ByteStream {
-    let loop: EventLoop
-    private var handler: (any StreamHandler)?
-    private var ring = RingBuffer(minimumCapacity: 256, maximumCapacity: 1 << 16)
-    private(set) var isOpen = true
-    private(set) var isStarted = false
-    private var paused = false
-    var writable = true
-    var isWritable: Bool { isOpen && writable }
-
-    init(loop: EventLoop) { self.loop = loop }
-
-    func start(handler: any StreamHandler) { self.handler = handler; isStarted = true }
-    func replaceHandler(_ handler: any StreamHandler) { self.handler = handler }
-    func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool { isOpen }
-    func pauseReading() { paused = true }
-    func resumeReading() {
-        paused = false
-        loop.runSoon { [self] in deliver() }
-    }
-    func shutdownWrite() {}
-    func closeAfterFlush() { teardown(nil) }
-    func close() { teardown(nil) }
-    func close(error: any Error) { teardown(error) }
-
-    private func teardown(_ error: (any Error)?) {
-        guard isOpen else { return }
-        isOpen = false
-        let handler = self.handler
-        self.handler = nil
-        loop.runSoon { [self] in
-            ring.discardAll()
-            handler?.streamDidClose(self, error: error)
-        }
-    }
-
-    func feed(_ bytes: [UInt8]) {
-        guard isOpen, bytes.withUnsafeBytes({ ring.append($0) }) else { return }
-        deliver()
-    }
-
-    func setWritable(_ value: Bool) {
-        guard isOpen, value != writable else { return }
-        writable = value
-        handler?.streamWritabilityDidChange(self, isWritable: value)
-    }
-
-    func end() {
-        guard isOpen else { return }
-        handler?.streamDidReadEOF(self)
-    }
-
-    private func deliver() {
-        guard isOpen, !paused, let handler, !ring.isEmpty else { return }
-        handler.streamDidRead(self, &ring)
-    }
-}
-
 /// The reader of a connection this side dialled: consumes or holds what arrives, per the input.
 private final class LocalReader: StreamHandler {
     var consumes = true
@@ -173,7 +114,7 @@ private final class Run {
     let authorizes: Bool
     var knownIDs = Set<Int64>()
     var dialled: [(TunnelConnection, LocalReader)] = []
-    var targets: [TargetStream] = []
+    var targets: [MemoryStream] = []
     var pendingDials: [(Result<any ByteStream, any Error>) -> Void] = []
     var nextMessageID: Int64 = 1
 
@@ -274,7 +215,7 @@ private final class Run {
             guard !pendingDials.isEmpty else { return }
             let completion = pendingDials.remove(at: Int(parameter) % pendingDials.count)
             if parameter & 1 == 0 {
-                let target = TargetStream(loop: loop)
+                let target = MemoryStream(loop: loop)
                 targets.append(target)
                 completion(.success(target))
             } else {
