@@ -2,18 +2,21 @@ import Glibc
 import Reactor
 
 /// Accepts connections on one loop and serves each with an `HTTPServerConnection`, at most
-/// `maxConnections` at once: at the limit the listener stops accepting (new connections wait in
-/// the kernel's backlog) and resumes as connections close. Upgraded connections count until
-/// their socket closes.
+/// `maxConnections` at once (its own, or a `ConnectionLimit` shared with other loops' servers):
+/// at the limit the listener stops accepting (new connections wait in the kernel's backlog) and
+/// resumes as connections close. Upgraded connections count until their socket closes.
 public final class HTTPServer {
     public let loop: EventLoop
     public let limits: HTTPLimits
     public let timeouts: HTTPTimeouts
     public let maxConnections: Int
+    private let limit: ConnectionLimit
     private var listeners: [Listener] = []
     private let respond: HTTPServerConnection.Responder
     /// Sockets accepted and not yet closed.
     public private(set) var openConnections = 0
+    /// Sockets accepted by this server's listeners since it started (not those adopted).
+    public private(set) var acceptedConnections = 0
     /// Their HTTP handlers, by socket (kept until the socket closes, upgraded or not).
     private var handlers: [ObjectIdentifier: HTTPServerConnection] = [:]
     /// False once `stopKeepingAlive()`: every connection closes after its response.
@@ -23,13 +26,15 @@ public final class HTTPServer {
     public var wrapAccepted: ((Connection) -> (any ByteStream)?)?
 
     public init(loop: EventLoop, limits: HTTPLimits = HTTPLimits(), timeouts: HTTPTimeouts = HTTPTimeouts(),
-                maxConnections: Int = HTTPServer.defaultMaxConnections, respond: @escaping HTTPServerConnection.Responder) {
-        precondition(maxConnections > 0, "maxConnections must be positive")
+                maxConnections: Int = HTTPServer.defaultMaxConnections, sharing limit: ConnectionLimit? = nil,
+                respond: @escaping HTTPServerConnection.Responder) {
         self.loop = loop
         self.limits = limits
         self.timeouts = timeouts
-        self.maxConnections = maxConnections
+        self.limit = limit ?? ConnectionLimit(maximum: maxConnections)
+        self.maxConnections = self.limit.maximum
         self.respond = respond
+        self.limit.join(self)
     }
 
     /// Sized from the process's fd limit, keeping a quarter (at least 64) for everything else a
@@ -52,23 +57,41 @@ public final class HTTPServer {
     }
 
     private func accept(_ connection: Connection) {
+        acceptedConnections += 1
+        guard let stream: any ByteStream = wrapAccepted.map({ $0(connection) }) ?? connection else { return connection.close() }
+        serve(connection, over: stream).start()
+    }
+
+    /// Serves a request whose socket moved here from another loop's server, with its head as
+    /// parsed there (`HTTPServerExchange.move`); counts against this server's connections.
+    public func adopt(_ stream: any MigratableStream, head: HTTPRequestHead) {
+        loop.assertInLoop()
+        guard let socket = stream.socket else { return stream.close() }
+        serve(socket, over: stream).start(resuming: head)
+    }
+
+    private func serve(_ connection: Connection, over stream: any ByteStream) -> HTTPServerConnection {
         openConnections += 1
         let socket = ObjectIdentifier(connection)
         connection.onClosed = { [weak self] in self?.connectionDidClose(socket) }
-        if openConnections >= maxConnections { for listener in listeners { listener.pauseAccepting() } }
-        guard let stream: any ByteStream = wrapAccepted.map({ $0(connection) }) ?? connection else { return connection.close() }
+        limit.opened()
         let handler = HTTPServerConnection(stream: stream, remoteAddress: connection.remoteAddress, limits: limits, timeouts: timeouts,
                                            respond: respond)
         if !keepsAlive { handler.stopKeepingAlive() }
         handlers[socket] = handler
-        handler.start()
+        return handler
     }
 
     private func connectionDidClose(_ socket: ObjectIdentifier) {
         handlers[socket] = nil
         openConnections -= 1
-        if openConnections < maxConnections {
-            for listener in listeners where listener.isAcceptingPaused { listener.resumeAccepting() }
+        limit.closed()
+    }
+
+    /// The shared limit was reached (true) or left (false).
+    func setAcceptingPaused(_ paused: Bool) {
+        for listener in listeners where listener.isAcceptingPaused != paused {
+            if paused { listener.pauseAccepting() } else { listener.resumeAccepting() }
         }
     }
 
@@ -90,5 +113,6 @@ public final class HTTPServer {
     public func close() {
         for listener in listeners { listener.close() }
         listeners.removeAll()
+        limit.leave(self)
     }
 }

@@ -86,13 +86,14 @@ public final class HTTPServerConnection: StreamHandler {
         }
     }
 
-    private func begin(_ head: HTTPRequestHead) {
+    private func begin(_ head: HTTPRequestHead, moved: Bool = false) {
         let framing: HTTPBodyFraming
         do { framing = try HTTPBodyFraming.of(request: head) } catch { return refuse(error) }
         // Both Transfer-Encoding and Content-Length: read as chunked, then close, since a
         // peer on the way may have framed it by the length (RFC 9112 §6.3).
         keepAlive = keepAliveAllowed && head.keepAlive && !(framing == .chunked && head.headers["Content-Length"] != nil)
         let exchange = HTTPServerExchange(head: head, connection: self)
+        exchange.wasMoved = moved
         body = HTTPBodyDecoder(framing: framing, limits: limits)
         if framing == .none { exchange.bodyComplete = true }
         bodyActivityAt = MonotonicClock.now()
@@ -196,6 +197,22 @@ public final class HTTPServerConnection: StreamHandler {
     private func close() {
         enter(.done)
         stream.close()
+    }
+
+    /// Starts on a socket that moved here from another loop with `head` already parsed there;
+    /// its body (if any) follows from the socket's unread bytes.
+    func start(resuming head: HTTPRequestHead) {
+        // The body bytes that came along must wait until the exchange exists.
+        stream.pauseReading()
+        stream.start(handler: self)
+        begin(head, moved: true)
+        if !bodyPaused { stream.resumeReading() }
+    }
+
+    /// The socket moved to another loop (`HTTPServerExchange.move`): stop serving it here.
+    func handOff() {
+        body = nil
+        enter(.done)
     }
 
     func detach() -> any ByteStream {

@@ -129,6 +129,24 @@ public final class HTTPServerExchange {
         return connection.detach()
     }
 
+    /// True for a request whose socket moved here from another loop (`move(to:then:)`).
+    public internal(set) var wasMoved = false
+
+    /// Serves this request on `target` instead: before any response, on a TCP or TLS stream with
+    /// nothing queued to it, the stream moves there (`MigratableStream`) with the bytes read
+    /// after the head, and `then` runs on `target` with it and this head, to be served afresh
+    /// (`HTTPServer.adopt`). The connection here is done with it. False, changing nothing, if
+    /// the request cannot move (a response begun, bytes queued): serve it here.
+    public func move(to target: EventLoop, then: @escaping @Sendable (any MigratableStream, HTTPRequestHead) -> Void) -> Bool {
+        guard state == .notStarted, let connection, let stream = connection.stream as? any MigratableStream, stream.isMigratable else { return false }
+        let head = head
+        guard stream.migrate(to: target, then: { then($0, head) }) else { return false }
+        state = .ended
+        dropCallbacks()
+        connection.handOff()
+        return true
+    }
+
     /// The connection is gone (or refused the rest of the request): tell the owner once, and
     /// forget everything it gave us.
     func abort(error: (any Error)?) {

@@ -40,11 +40,11 @@ public final class Connection: ByteStream, IOEventHandler {
     public var onClosed: (() -> Void)?
 
     /// Wraps a connected, nonblocking socket; nothing is read until `start(handler:)`.
-    init(loop: EventLoop, fd: Int32, options: ConnectionOptions) {
+    init(loop: EventLoop, fd: Int32, options: ConnectionOptions, unread: consuming RingBuffer? = nil) {
         self.loop = loop
         self.fd = fd
         self.options = options
-        self.readBuffer = RingBuffer(minimumCapacity: options.readBufferMinimum, maximumCapacity: options.readBufferMaximum)
+        self.readBuffer = unread.take() ?? RingBuffer(minimumCapacity: options.readBufferMinimum, maximumCapacity: options.readBufferMaximum)
         self.writeQueue = WriteQueue(options: options)
         self.remoteAddress = Syscall.peerAddress(fd)
         self.localAddress = Syscall.localAddress(fd)
@@ -65,6 +65,8 @@ public final class Connection: ByteStream, IOEventHandler {
             // A handler may have paused reading before the connection started.
             id = try loop.register(fd: fd, interest: readingPaused ? [] : .read, handler: self)
             state = .open
+            // Bytes read on another loop before the socket moved here (`migrate(to:)`).
+            if !readBuffer.isEmpty { offerBufferedBytesSoon() }
         } catch {
             state = .open
             fail(error)
@@ -162,6 +164,7 @@ public final class Connection: ByteStream, IOEventHandler {
                 handler?.streamDidReadEOF(self)
                 return
             case .success(let n?):
+                loop.socketBytesRead += n
                 deliverBufferedBytes()
                 adaptReadBuffer(lastRead: n, free: free)
                 // A short read means the socket is drained: let other sockets have their turn.
@@ -208,7 +211,7 @@ public final class Connection: ByteStream, IOEventHandler {
         var written = 0
         if writeQueue.isEmpty && fileSend == nil && state == .open {
             switch Syscall.send(fd, first, second) {
-            case .success(let n): written = n
+            case .success(let n): written = n; loop.socketBytesWritten += n
             case .failure(let error):
                 fail(error)
                 return false
@@ -231,7 +234,7 @@ public final class Connection: ByteStream, IOEventHandler {
                 return Syscall.send(fd, vector: vector)
             }
             switch result {
-            case .success(let n): written = n
+            case .success(let n): written = n; loop.socketBytesWritten += n
             case .failure(let error):
                 fail(error)
                 return false
@@ -270,8 +273,8 @@ public final class Connection: ByteStream, IOEventHandler {
             case .success(0):
                 notifyWritabilityChange()
                 return
-            case .success:
-                continue
+            case .success(let n):
+                loop.socketBytesWritten += n
             }
         }
         guard sendFilePortion() else { return }
@@ -368,6 +371,44 @@ public final class Connection: ByteStream, IOEventHandler {
         teardown(error: SocketError(.closed, operation: "shutdown"))
     }
 
+    // MARK: Moving to another loop
+
+    /// True while the socket can move to another loop: open, started, nothing queued to write
+    /// (a queued response would have to be copied across threads) and no close under way.
+    public var isMigratable: Bool {
+        state != .closed && writeQueue.isEmpty && fileSend == nil && !shutdownWriteRequested && !closeAfterFlushRequested && !readEOF
+    }
+
+    /// Hands the socket to `target`: it stops being watched here at once (this connection counts
+    /// as closed: `onClosed` runs, its handler hears nothing more), and on `target` a new
+    /// Connection for the same fd, holding the bytes read here but not yet consumed (their
+    /// storage moves, nothing is copied), is passed to `then`, not yet started. So a request can
+    /// be served on the loop that owns what it needs and no byte of it crosses threads afterwards.
+    /// Returns false, changing nothing, unless `isMigratable`.
+    @discardableResult
+    public func migrate(to target: EventLoop, then: @escaping @Sendable (Connection) -> Void) -> Bool {
+        loop.assertInLoop()
+        guard isMigratable else { return false }
+        state = .closed
+        if let id { loop.deregister(id) }
+        let socket = fd
+        fd = -1
+        handler = nil
+        if let onClosed {
+            self.onClosed = nil
+            onClosed()
+        }
+        let options = options
+        // The ring may be lent to the handler call that asked for the move: take it afterwards.
+        loop.runSoon { [self] in
+            let unread = MovedRing(readBuffer.take())
+            target.execute {
+                then(Connection(loop: target, fd: socket, options: options, unread: unread.take()))
+            }
+        }
+        return true
+    }
+
     private func teardown(error: (any Error)?) {
         loop.assertInLoop()
         guard state != .closed else { return }
@@ -393,4 +434,11 @@ public final class Connection: ByteStream, IOEventHandler {
             handler?.streamDidClose(self, error: error)
         }
     }
+}
+
+/// Carries a socket's unread bytes to the loop the socket moves to.
+private final class MovedRing: @unchecked Sendable {  // filled by the sending loop, emptied once by the receiving one
+    private var ring: RingBuffer?
+    init(_ ring: consuming RingBuffer) { self.ring = consume ring }
+    func take() -> RingBuffer? { ring.take() }
 }

@@ -65,6 +65,10 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
     private var nextTimerID: UInt64 = 1
     private var soon: [() -> Void] = []
     private var stopRequested = false
+    /// Bytes this loop's connections read from and wrote to their sockets: shows which thread
+    /// moved a transfer's bytes (tests of cross-loop serving) and feeds per-loop metrics.
+    public internal(set) var socketBytesRead = 0
+    public internal(set) var socketBytesWritten = 0
     private var isShutDown = false
     /// Set once by the loop thread before any task runs (publication ordered by the starter's
     /// semaphore), read-only afterwards.

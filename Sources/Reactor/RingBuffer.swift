@@ -33,6 +33,15 @@ public struct RingBuffer: ~Copyable {
         storage?.deallocate()
     }
 
+    /// Moves the readable bytes out with their storage (no copy), leaving this ring empty: for
+    /// handing a socket's unread bytes to another loop along with the socket.
+    public mutating func take() -> RingBuffer {
+        var taken = RingBuffer(minimumCapacity: minimumCapacity, maximumCapacity: maximumCapacity)
+        (taken.storage, taken.capacity, taken.head, taken.readableBytes) = (storage, capacity, head, readableBytes)
+        (storage, capacity, head, readableBytes) = (nil, 0, 0, 0)
+        return taken
+    }
+
     public var isEmpty: Bool { readableBytes == 0 }
     public var writableBytes: Int { capacity - readableBytes }
     /// Bytes that could still be appended if the ring grew to its maximum.

@@ -32,7 +32,10 @@ public struct AdminRoute {
         let reading = method == "GET" || method == "HEAD"
         if path == Self.clientsPath || path == "/api/peers" {
             guard reading else { return notAllowed(exchange, allow: "GET, HEAD") }
-            return respond(exchange, path == Self.clientsPath ? server.clientsReport(version: version) : server.peersReport())
+            let clients = path == Self.clientsPath
+            return server.gatherSnapshots { parts in
+                respond(exchange, clients ? ServerStatusReport.clients(parts, version: version) : ServerStatusReport.peers(parts))
+            }
         }
         guard path.hasPrefix(Self.clientsPath + "/"), case let clientKey = String(path.dropFirst(Self.clientsPath.count + 1)),
               !clientKey.isEmpty, !clientKey.contains("/") else {
@@ -41,8 +44,10 @@ public struct AdminRoute {
         let unknown = JSONValue.object([("error", .string("no session for client \(clientKey)"))])
         switch method {
         case "GET", "HEAD":
-            guard let report = server.clientReport(clientKey) else { return respond(exchange, unknown, status: .notFound) }
-            respond(exchange, report)
+            server.gatherSnapshots(detail: clientKey) { parts in
+                guard let report = ServerStatusReport.client(clientKey, parts) else { return respond(exchange, unknown, status: .notFound) }
+                respond(exchange, report)
+            }
         case "DELETE":
             let closed = server.disconnectClient(clientKey)
             guard closed > 0 else { return respond(exchange, unknown, status: .notFound) }

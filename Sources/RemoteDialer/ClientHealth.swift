@@ -10,7 +10,7 @@ enum ClientHealth {
     static let maxNameLength = 100
 
     static func respond(_ exchange: HTTPServerExchange, clientKey: String, server: RemoteDialerServer) {
-        guard server.sessions.canReach(clientKey: clientKey) else {
+        guard server.canReach(clientKey: clientKey) else {
             return exchange.respond(.serviceUnavailable, body: "failed to find Session for client \(clientKey)\n")
         }
         let name = String(decoding: (exchange.head.queryParameter("name") ?? "").utf8.prefix(maxNameLength).filter { $0 >= 0x20 && $0 < 0x7F },

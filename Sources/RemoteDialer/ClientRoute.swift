@@ -59,6 +59,7 @@ public struct ClientRoute {
         let hostName = Self.hostName(host)
         let address = host.hasSuffix("]") || !host.contains(":") ? "\(host):\(scheme == "https" ? 443 : 80)" : host
 
+        if server.movedToSessionLoop(exchange, clientKey: clientKey) { return }
         let connection: TunnelConnection
         do { connection = try server.dial(clientKey: clientKey, proto: "tcp", address: address) } catch { return fail(error) }
         // https: TLS inside the tunnelled connection, verified like any client would.

@@ -4,7 +4,7 @@
 final class ClientTraffic {
     static let historyLength = 60
 
-    struct Totals {
+    struct Totals: Sendable {
         /// Data bytes this server sent to the client (requests, uploads).
         var toClient = 0
         /// Data bytes the client sent this server (responses, downloads).

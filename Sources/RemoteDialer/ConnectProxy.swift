@@ -39,6 +39,7 @@ public struct ConnectProxy {
         case .addressNotAllowed:
             return exchange.respond(.forbidden, body: "forbidden: \(exchange.remoteAddress.map { $0.host } ?? "this address") may not use CONNECT\n")
         }
+        if server.movedToSessionLoop(exchange, clientKey: clientKey) { return }
         let connection: TunnelConnection
         do { connection = try server.dial(clientKey: clientKey, address: target.description) } catch {
             return exchange.respond(.badGateway, body: "\(error)\n")

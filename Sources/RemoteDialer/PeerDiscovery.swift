@@ -45,7 +45,7 @@ public final class PeerDiscovery {
     /// authenticates the peers that find this server (whatever `-id` they send).
     public func start() {
         server.loop.assertInLoop()
-        server.discoveredPeerToken = token
+        server.setDiscoveredPeerToken(token)
         running = true
         lookUp()
         timer = server.loop.scheduleTimer(after: interval, repeating: interval) { [weak self] in self?.lookUp() }

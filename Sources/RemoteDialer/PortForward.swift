@@ -46,17 +46,26 @@ public final class PortForward {
     }
 
     private func accept(_ connection: Connection) {
-        let tunnelled: TunnelConnection
-        do {
-            guard server.canReach(clientKey: spec.clientKey) else { throw DialError("client \(spec.clientKey) is not connected") }
-            tunnelled = try server.dial(clientKey: spec.clientKey, address: spec.target.description)
-        } catch {
-            if let suppressed = refusals.admit(now: MonotonicClock.now()) {
-                logger.warning("forward \(spec): closing a connection from \(connection.remoteAddress.map { "\($0)" } ?? "?"): \(error)\(suppressed > 0 ? " (\(suppressed) more suppressed)" : "")")
+        guard server.canReach(clientKey: spec.clientKey) else { return refuse(connection, DialError("client \(spec.clientKey) is not connected")) }
+        // On the loop of the client's session (the socket moves there first).
+        let logger = logger, spec = spec
+        server.dial(clientKey: spec.clientKey, address: spec.target.description, moving: connection) { result, connection in
+            switch result {
+            case .success(let tunnelled):
+                _ = StreamRelay(connection, tunnelled)
+            case .failure(let error):
+                // Rare (the session left between the check and the dial): not throttled.
+                logger.warning("forward \(spec): closing a connection from \(connection.remoteAddress.map { "\($0)" } ?? "?"): \(error)")
+                connection.close()
             }
-            return connection.close()
         }
-        _ = StreamRelay(connection, tunnelled)
+    }
+
+    private func refuse(_ connection: Connection, _ error: DialError) {
+        if let suppressed = refusals.admit(now: MonotonicClock.now()) {
+            logger.warning("forward \(spec): closing a connection from \(connection.remoteAddress.map { "\($0)" } ?? "?"): \(error)\(suppressed > 0 ? " (\(suppressed) more suppressed)" : "")")
+        }
+        connection.close()
     }
 }
 

@@ -32,13 +32,26 @@ public struct ServerOptions: Sendable {
     public init() {}
 }
 
-/// The tunnel server: authenticates WebSocket upgrades, keeps sessions by client key, dials
-/// through them, and links to peer servers. One loop owns it all (no locks on the data path);
-/// other threads reach it with `loop.execute`.
+/// The tunnel server on one loop: authenticates WebSocket upgrades, keeps the sessions it
+/// accepted by client key, dials through them, and links to peer servers. Its loop owns it all
+/// (no locks on the data path); other threads reach it with `loop.execute`. On several loops
+/// (`RemoteDialerServerGroup`) there is one per loop, sharing only a `SessionDirectory`: a dial
+/// for a session on another loop is served there (`route(clientKey:)`).
 public final class RemoteDialerServer {
     public let loop: EventLoop
     public let options: ServerOptions
+    /// The sessions this loop accepted.
     public let sessions = SessionManager()
+    /// Where every session of the group is (shared by its loops; this server's own when alone).
+    public let directory: SessionDirectory
+    /// This server's loop in its group (0 when alone).
+    public let loopIndex: Int
+    /// The group's servers by loop index; nil when alone.
+    let members: ServerMembers?
+    /// Serves requests whose socket moved here from another loop (`movedToSessionLoop`).
+    public var httpServer: HTTPServer?
+    /// Requesters whose socket this loop handed to the loop of their client's session.
+    public private(set) var requestsMoved = 0
     /// Where this server listens, as reports show it (set by whoever binds the listener).
     public var listenAddress = ""
     let authorizer: Authorizer
@@ -48,7 +61,9 @@ public final class RemoteDialerServer {
     private var peerTokens: [String: String] = [:]
     private var peerLinks: [String: PeerLink] = [:]
     /// Peers found in DNS (`PeerDiscovery`) share one token and may send any peer id.
-    var discoveredPeerToken: String?
+    private(set) var discoveredPeerToken: String?
+    /// Client keys each peer session announced, as entered in the directory.
+    private var peerRoutes: [ObjectIdentifier: Set<String>] = [:]
     let traffic = ClientTraffic()
     private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics, traffic: traffic)
     /// Where each open session came from and since when, for the status reports.
@@ -64,8 +79,15 @@ public final class RemoteDialerServer {
     /// Sessions closed because the server-wide buffer cap was crossed.
     public private(set) var sessionsClosedForMemory = 0
 
-    public init(loop: EventLoop, options: ServerOptions = ServerOptions(), authorizer: @escaping Authorizer = TunnelHeaders.clientIDAuthorizer) {
+    public convenience init(loop: EventLoop, options: ServerOptions = ServerOptions(), authorizer: @escaping Authorizer = TunnelHeaders.clientIDAuthorizer) {
+        self.init(loop: loop, index: 0, directory: SessionDirectory(), members: nil, options: options, authorizer: authorizer)
+    }
+
+    init(loop: EventLoop, index: Int, directory: SessionDirectory, members: ServerMembers?, options: ServerOptions, authorizer: @escaping Authorizer) {
         self.loop = loop
+        self.loopIndex = index
+        self.directory = directory
+        self.members = members
         self.options = options
         self.authorizer = authorizer
         if options.tunnel.traceMessages { logger.logLevel = .debug }
@@ -116,7 +138,8 @@ public final class RemoteDialerServer {
         case .failure(let refusal): return exchange.respond(refusal.status, body: refusal.body)
         case .success(let accepted): response = accepted
         }
-        guard sessions.sessionCount(clientKey: clientKey, peer: peer) < options.maxSessionsPerClient else {
+        let held = peer ? sessions.sessionCount(clientKey: clientKey, peer: true) : directory.sessionCount(clientKey: clientKey)
+        guard held < options.maxSessionsPerClient else {
             return exchange.respond(HTTPStatus(429), body: "too many sessions for client \(clientKey) (limit \(options.maxSessionsPerClient))\n")
         }
         guard let stream = exchange.upgrade(response) else { return }
@@ -137,10 +160,22 @@ public final class RemoteDialerServer {
         let origin = SessionOrigin(remoteAddress: exchange.remoteAddress.map { "\($0)" } ?? "", connectedAt: Int(time(nil)))
         sessionOrigins[ObjectIdentifier(session)] = origin
         // Fields for structured logs (-log-format json).
-        let fields: Logger.Metadata = [peer ? "peer" : "client": "\(clientKey)", "session": "\(sessionKey)", "remoteAddress": "\(origin.remoteAddress)"]
+        let fields: Logger.Metadata = [peer ? "peer" : "client": "\(clientKey)", "session": "\(sessionKey)", "remoteAddress": "\(origin.remoteAddress)",
+                                       "loop": "\(loopIndex)"]
+        if peer {
+            session.onRemoteClientsChanged = { [weak self, weak session] client, _ in
+                guard let self, let session else { return }
+                updatePeerRoute(session, client.clientKey)
+            }
+        }
         session.onClose = { [weak self, weak session] error in
             guard let self, let session else { return }
             sessionOrigins[ObjectIdentifier(session)] = nil
+            if peer {
+                for key in peerRoutes.removeValue(forKey: ObjectIdentifier(session)) ?? [] { directory.removePeerRoute(key, loop: loopIndex) }
+            } else {
+                directory.removeClient(clientKey, loop: loopIndex)
+            }
             logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")", metadata: fields)
             sessions.remove(session, peer: peer)
             if !peer && !sessions.hasSession(clientKey: clientKey) { bandwidths[clientKey] = nil }
@@ -149,6 +184,7 @@ public final class RemoteDialerServer {
         startPeriodicChecks()
         logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected", metadata: fields)
         sessions.add(session, peer: peer)
+        if !peer { directory.addClient(clientKey, loop: loopIndex) }
         metrics.sessionAdded(clientKey: clientKey, peer: peer)
         session.start()
     }
@@ -159,6 +195,10 @@ public final class RemoteDialerServer {
     /// to theirs (nil, or absent: unlimited). Applies at once to connected clients too.
     public func setBandwidthLimits(defaultRate: Int?, perClient: [String: Int]) {
         loop.assertInLoop()
+        everywhere { $0.setBandwidthLimitsHere(defaultRate: defaultRate, perClient: perClient) }
+    }
+
+    private func setBandwidthLimitsHere(defaultRate: Int?, perClient: [String: Int]) {
         defaultClientRate = defaultRate
         clientRates = perClient
         for (clientKey, bandwidth) in bandwidths { bandwidth.setRate(rate(for: clientKey)) }
@@ -188,63 +228,150 @@ public final class RemoteDialerServer {
     }
 
     /// Redis's client-output-buffer-limit, server-wide: when all sessions together hold more
-    /// than the cap, close the largest holders first until the total is back under it.
+    /// than the cap, close the largest holders first until the total is back under it. On a
+    /// group each loop keeps its equal share of the cap (no cross-thread sums on a timer).
     func enforceBufferCap() {
+        let cap = options.maxBufferedBytes / (members?.all.count ?? 1)
         let all = sessions.everySession.map { ($0, $0.bufferedBytes) }
         var total = all.reduce(0) { $0 + $1.1 }
-        guard total > options.maxBufferedBytes else { return }
-        for (session, bytes) in all.sorted(by: { $0.1 > $1.1 }) where total > options.maxBufferedBytes {
-            logger.warning("closing session \(session.clientKey)/\(session.sessionKey): holds \(bytes) bytes; all sessions hold \(total), cap \(options.maxBufferedBytes)")
+        guard total > cap else { return }
+        for (session, bytes) in all.sorted(by: { $0.1 > $1.1 }) where total > cap {
+            logger.warning("closing session \(session.clientKey)/\(session.sessionKey): holds \(bytes) bytes; this loop's sessions hold \(total), cap \(cap)")
             sessionsClosedForMemory += 1
-            session.close(error: TunnelError.bufferCapExceeded(limit: options.maxBufferedBytes))
+            session.close(error: TunnelError.bufferCapExceeded(limit: cap))
             total -= bytes
+        }
+    }
+
+    /// Keeps the directory's peer routes in step with what `session` announced for `clientKey`.
+    private func updatePeerRoute(_ session: TunnelSession, _ clientKey: String) {
+        let reaches = session.canReach(clientKey: clientKey)
+        let id = ObjectIdentifier(session)
+        guard reaches != (peerRoutes[id]?.contains(clientKey) ?? false) else { return }
+        if reaches {
+            peerRoutes[id, default: []].insert(clientKey)
+            directory.addPeerRoute(clientKey, loop: loopIndex)
+        } else {
+            peerRoutes[id]?.remove(clientKey)
+            directory.removePeerRoute(clientKey, loop: loopIndex)
         }
     }
 
     // MARK: Dialing
 
-    /// A connection to `address`, dialled by client `clientKey` (directly or through a peer).
+    /// A connection to `address`, dialled by client `clientKey` through a session on this loop
+    /// (the client's own, or a peer's that announced it). On a group, `route(clientKey:)` first
+    /// says which loop's server to dial from.
     public func dial(clientKey: String, proto: String = "tcp", address: String) throws(DialError) -> TunnelConnection {
         loop.assertInLoop()
         return try sessions.dial(clientKey: clientKey, proto: proto, address: address)
     }
 
-    public func hasSession(clientKey: String) -> Bool { sessions.hasSession(clientKey: clientKey) }
-    /// A dial through `clientKey` has a session to go through (ours or a peer's).
-    public func canReach(clientKey: String) -> Bool { sessions.canReach(clientKey: clientKey) }
+    /// Where a dial through `clientKey` is served.
+    public enum Route {
+        /// A session on this loop reaches it (or nothing does: the dial here reports why).
+        case here
+        /// The session is on another loop: serve the request there, moving its socket.
+        case elsewhere(LoopBound<RemoteDialerServer>)
+    }
+
+    /// Which loop's server should dial `clientKey`: this one when one of its sessions reaches
+    /// the key, else the loop the directory names.
+    public func route(clientKey: String) -> Route {
+        loop.assertInLoop()
+        if sessions.hasSession(clientKey: clientKey) { return .here }
+        guard let members, let index = directory.loopIndex(forClient: clientKey, local: loopIndex), index != loopIndex else { return .here }
+        return .elsewhere(members[index])
+    }
+
+    /// From loop code, with the requester's socket: dials `clientKey` on the loop that holds
+    /// its session, moving `requester` there first (unread bytes included) so that the whole
+    /// transfer runs on that loop's thread; `completion` runs there with the result and the
+    /// requester as it is now. A requester that cannot move (bytes still queued to it) is
+    /// dialled from here and fails if no session here reaches the key.
+    public func dial(clientKey: String, proto: String = "tcp", address: String, moving requester: Connection,
+                     completion: @escaping @Sendable (Result<TunnelConnection, DialError>, Connection) -> Void) {
+        loop.assertInLoop()
+        if case .elsewhere(let server) = route(clientKey: clientKey),
+           requester.migrate(to: server.loop, then: { moved in
+               completion(Result { () throws(DialError) in try server.value.dial(clientKey: clientKey, proto: proto, address: address) }, moved)
+           }) {
+            requestsMoved += 1
+            return
+        }
+        completion(Result { () throws(DialError) in try dial(clientKey: clientKey, proto: proto, address: address) }, requester)
+    }
+
+    /// When `clientKey`'s session is on another loop, moves the request there, socket and all,
+    /// to be routed again by that loop's `httpServer`, so the whole transfer stays on that loop's
+    /// thread; true if it moved. A request moves once: where it lands, it is served.
+    func movedToSessionLoop(_ exchange: HTTPServerExchange, clientKey: String) -> Bool {
+        guard !exchange.wasMoved, case .elsewhere(let sibling) = route(clientKey: clientKey) else { return false }
+        let moved = exchange.move(to: sibling.loop) { stream, head in
+            guard let httpServer = sibling.value.httpServer else { return stream.close() }
+            httpServer.adopt(stream, head: head)
+        }
+        if moved { requestsMoved += 1 }
+        return moved
+    }
+
+    public func hasSession(clientKey: String) -> Bool { directory.hasSession(clientKey: clientKey) }
+    /// A dial through `clientKey` has a session to go through (ours or a peer's, on any loop).
+    public func canReach(clientKey: String) -> Bool { directory.canReach(clientKey: clientKey) || sessions.canReach(clientKey: clientKey) }
 
     /// Closes the client sessions (not peers) whose key `revoked` picks, e.g. after a token was
     /// removed from the server's list; their connections end with "tunnel disconnect".
-    public func closeClientSessions(where revoked: (String) -> Bool) {
+    public func closeClientSessions(where revoked: @escaping @Sendable (String) -> Bool) {
         loop.assertInLoop()
+        everywhere { $0.closeClientSessionsHere(where: revoked) }
+    }
+
+    private func closeClientSessionsHere(where revoked: (String) -> Bool) {
         for session in sessions.clients.values.joined() where revoked(session.clientKey) {
             logger.info("closing session \(session.clientKey)/\(session.sessionKey): credential revoked")
             session.close(error: TunnelError.sessionClosed)
         }
     }
-    public func listClients() -> [String] { sessions.clientKeys }
+    public func listClients() -> [String] { directory.clientKeys }
 
     /// Closes every session of client `clientKey` (the admin API's DELETE); it reconnects
     /// unless its credential was revoked. Returns how many were closed.
     @discardableResult
     public func disconnectClient(_ clientKey: String) -> Int {
         loop.assertInLoop()
-        let closing = sessions.clients[clientKey] ?? []
-        for session in closing {
-            logger.info("closing session \(clientKey)/\(session.sessionKey): disconnected by an operator",
-                        metadata: ["client": "\(clientKey)", "session": "\(session.sessionKey)"])
-            session.close(error: TunnelError.sessionClosed)
+        let count = directory.sessionCount(clientKey: clientKey)
+        everywhere { server in
+            for session in server.sessions.clients[clientKey] ?? [] {
+                server.logger.info("closing session \(clientKey)/\(session.sessionKey): disconnected by an operator",
+                                   metadata: ["client": "\(clientKey)", "session": "\(session.sessionKey)"])
+                session.close(error: TunnelError.sessionClosed)
+            }
         }
-        return closing.count
+        return count
+    }
+
+    /// Runs `body` with this server now, and with every other server of the group on its loop
+    /// (settings and operator actions apply to the whole group).
+    func everywhere(_ body: @escaping @Sendable (RemoteDialerServer) -> Void) {
+        body(self)
+        for member in members?.all ?? [] where member.loop !== loop {
+            member.loop.execute { body(member.value) }
+        }
     }
 
     // MARK: Peers
 
     /// Links to peer `id` at `url` (its connect path); both sides must list each other with the
     /// same token.
+    /// On a group every loop links to the peer and announces its own sessions over its link, so
+    /// the peer sends each forwarded Connect to the loop that holds the client's session.
     public func addPeer(id: String, token: String, url: String) throws(DialError) {
         loop.assertInLoop()
         let parsed = try WebSocketURL(url)
+        everywhere { $0.addPeerHere(id: id, token: token, url: parsed) }
+    }
+
+    private func addPeerHere(id: String, token: String, url parsed: WebSocketURL) {
         peerTokens[id] = token
         peerLinks[id]?.stop()
         let link = PeerLink(server: self, peerID: id, token: token, url: parsed)
@@ -257,6 +384,15 @@ public final class RemoteDialerServer {
 
     public func removePeer(id: String) {
         loop.assertInLoop()
+        everywhere { $0.removePeerHere(id: id) }
+    }
+
+    /// Peers found in DNS share `token` (every loop of a group admits them).
+    func setDiscoveredPeerToken(_ token: String?) {
+        everywhere { $0.discoveredPeerToken = token }
+    }
+
+    private func removePeerHere(id: String) {
         peerTokens[id] = nil
         peerLinks.removeValue(forKey: id)?.stop()
     }

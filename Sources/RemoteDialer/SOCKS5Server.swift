@@ -50,8 +50,7 @@ final class SOCKS5Negotiation: StreamHandler {
     private var verdict: ProxyAccess.Verdict?
     private var clientKey = ""
     private var timer: TimerID?
-    /// The tunnelled connection while its dial is watched: closed if the requester leaves.
-    private var pending: TunnelConnection?
+    private var dialling = false
     private let remoteAddress: SocketAddress?
 
     init(socks: SOCKS5Server, connection: Connection) {
@@ -62,7 +61,7 @@ final class SOCKS5Negotiation: StreamHandler {
     }
 
     func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
-        while stream.isOpen && pending == nil {
+        while stream.isOpen && !dialling {
             let offered = buffer.bytes(from: 0, count: min(buffer.readableBytes, SOCKS5Handshake.maxMessageBytes))
             switch handshake.step(offered[...]) {
             case .needMore:
@@ -93,28 +92,21 @@ final class SOCKS5Negotiation: StreamHandler {
         cancelTimer(stream.loop)
         guard case .allowed = verdict else { return refuse(stream, SOCKS5Handshake.reply(.notAllowed)) }
         guard socks.server.canReach(clientKey: clientKey) else { return refuse(stream, SOCKS5Handshake.reply(.hostUnreachable)) }
-        let connection: TunnelConnection
-        do { connection = try socks.server.dial(clientKey: clientKey, address: target.description) } catch {
-            return refuse(stream, SOCKS5Handshake.reply(.generalFailure))
+        dialling = true
+        let (server, clientKey, wait) = (socks.server, clientKey, socks.dialWait)
+        // The client's session is on another loop: the requester's socket moves there first.
+        if case .elsewhere(let sibling) = server.route(clientKey: clientKey), let socket = stream as? Connection,
+           socket.migrate(to: sibling.loop, then: { moved in
+               SOCKS5Dial.start(moved, started: false, server: sibling.value, clientKey: clientKey, target: target, wait: wait)
+           }) {
+            return
         }
-        pending = connection
-        DialOutcomeWatch(connection, wait: socks.dialWait) { [weak self, weak stream] outcome in
-            self?.pending = nil
-            guard let stream, stream.isOpen else { return connection.close() }
-            switch outcome {
-            case .refused(let error):
-                self?.refuse(stream, SOCKS5Handshake.reply(SOCKS5Server.replyCode(for: error)))
-            case .open:
-                stream.write(SOCKS5Handshake.reply(.succeeded))
-                _ = StreamRelay(stream, connection)
-            }
-        }
+        SOCKS5Dial.start(stream, started: true, server: server, clientKey: clientKey, target: target, wait: wait)
     }
 
     private func refuse(_ stream: any ByteStream, _ reply: [UInt8]) {
         cancelTimer(stream.loop)
-        stream.write(reply)
-        stream.closeAfterFlush()
+        SOCKS5Dial.refuse(stream, reply)
     }
 
     private func cancelTimer(_ loop: EventLoop) {
@@ -126,6 +118,46 @@ final class SOCKS5Negotiation: StreamHandler {
 
     func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {
         cancelTimer(stream.loop)
+    }
+}
+
+/// A SOCKS5 requester whose CONNECT is dialled, on the loop of the client's session: answers
+/// once the dial's outcome is known (`DialOutcomeWatch`), then splices the two.
+final class SOCKS5Dial: StreamHandler {
+    /// The tunnelled connection while its dial is watched: closed if the requester leaves.
+    private var pending: TunnelConnection?
+
+    static func start(_ requester: any ByteStream, started: Bool, server: RemoteDialerServer, clientKey: String,
+                      target: TargetAddress, wait: Duration) {
+        let dial = SOCKS5Dial()
+        if started { requester.replaceHandler(dial) } else { requester.start(handler: dial) }
+        requester.pauseReading()  // what follows the request is for the target, relayed later
+        let connection: TunnelConnection
+        do { connection = try server.dial(clientKey: clientKey, address: target.description) } catch {
+            return refuse(requester, SOCKS5Handshake.reply(.generalFailure))
+        }
+        dial.pending = connection
+        DialOutcomeWatch(connection, wait: wait) { [weak dial, weak requester] outcome in
+            dial?.pending = nil
+            guard let requester, requester.isOpen else { return connection.close() }
+            switch outcome {
+            case .refused(let error):
+                refuse(requester, SOCKS5Handshake.reply(SOCKS5Server.replyCode(for: error)))
+            case .open:
+                requester.write(SOCKS5Handshake.reply(.succeeded))
+                _ = StreamRelay(requester, connection)
+            }
+        }
+    }
+
+    static func refuse(_ stream: any ByteStream, _ reply: [UInt8]) {
+        stream.write(reply)
+        stream.closeAfterFlush()
+    }
+
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {}
+    func streamDidReadEOF(_ stream: any ByteStream) { stream.close() }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {
         pending?.close()
         pending = nil
     }

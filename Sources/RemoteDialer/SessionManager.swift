@@ -23,6 +23,7 @@ public final class SessionManager {
     }
     public func sessionCount(clientKey: String, peer: Bool) -> Int { (peer ? peers : clients)[clientKey]?.count ?? 0 }
     var everySession: [TunnelSession] { Array(clients.values.joined()) + Array(peers.values.joined()) }
+    public var clientSessionCount: Int { clients.values.reduce(0) { $0 + $1.count } }
     public var sessionCount: Int { clients.values.reduce(0) { $0 + $1.count } + peers.values.reduce(0) { $0 + $1.count } }
 
     /// Every (clientKey, sessionKey) this server holds, clients and peers.

@@ -58,6 +58,17 @@ public final class TLSStream: ByteStream, StreamHandler {
         cipherScratch = .allocate(byteCount: 64 << 10, alignment: 16)
     }
 
+    /// A session that moved here from another loop (`migrate(to:then:)`): its handshake is done,
+    /// so `start` finds it open at once; `plaintext` is what was decrypted there and not consumed.
+    private init(resuming engine: TLSEngine, plaintext: consuming RingBuffer, over inner: any ByteStream) {
+        self.inner = inner
+        self.engine = engine
+        self.plaintext = plaintext
+        early = RingBuffer(minimumCapacity: 1024, maximumCapacity: 4 << 20)
+        record = .allocate(byteCount: Self.recordSize, alignment: 16)
+        cipherScratch = .allocate(byteCount: 64 << 10, alignment: 16)
+    }
+
     deinit {
         record.deallocate()
         cipherScratch.deallocate()
@@ -355,4 +366,39 @@ public final class TLSStream: ByteStream, StreamHandler {
             handler?.streamDidClose(self, error: closeError ?? error)
         }
     }
+}
+
+extension TLSStream: MigratableStream {
+    public var socket: Connection? { inner as? Connection }
+
+    public var isMigratable: Bool {
+        state == .open && recordCount == 0 && !recordSealScheduled && early.isEmpty && !writeShutDown && !innerEOF && !inputEnded
+            && socket?.isMigratable == true
+    }
+
+    /// Moves the session (the engine, with whatever ciphertext it holds) and its socket; the
+    /// stream on `target` starts already open.
+    public func migrate(to target: EventLoop, then: @escaping @Sendable (any MigratableStream) -> Void) -> Bool {
+        loop.assertInLoop()
+        guard isMigratable, let socket else { return false }
+        let carried = CarriedSession(engine)
+        // Queued before the socket's own hand-off on this loop, so it runs first: the plaintext
+        // ring may be lent to the handler call that asked for the move.
+        loop.runSoon { [self] in carried.plaintext = plaintext.take() }
+        let moved = socket.migrate(to: target) { (connection: Connection) in
+            then(TLSStream(resuming: carried.engine, plaintext: carried.plaintext.take()!, over: connection))
+        }
+        precondition(moved, "a migratable socket refused to move")
+        state = .closed
+        handler = nil
+        return true
+    }
+}
+
+/// A TLS session on its way to another loop: used by the sending loop until the move, then only
+/// by the receiving one.
+private final class CarriedSession: @unchecked Sendable {  // handed over once, in order, through the loops' task queues
+    let engine: TLSEngine
+    var plaintext: RingBuffer?
+    init(_ engine: TLSEngine) { self.engine = engine }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import ProgramSupport
 import Glibc
 import HTTP
@@ -90,6 +91,8 @@ struct ServerCommand: ParsableCommand {
     var maxBuffered = FlagBytes(argument: "1G")!
     @Option(name: .goStyle("client-rate"), help: "Bytes per second each client id may move, each way (e.g. 50M); -client-tokens may give a client its own as a third column")
     var clientRate: FlagBytes?
+    @Option(name: .goStyle("loops"), help: "Event loops (threads) serving connections, one listener each on the same port; sessions stay on the loop that accepted them")
+    var loops = ReactorGroup.coreCount
     @Option(name: .goStyle("drain-timeout"), help: "On SIGTERM, how long in-flight transfers may continue (a second SIGTERM ends them at once)")
     var drainTimeout = FlagDuration(argument: "30s")!
 
@@ -121,7 +124,6 @@ struct ServerCommand: ParsableCommand {
 
         // Signals become loop events: block them before any thread starts.
         let signals = SignalSource.block([SIGINT, SIGTERM, SIGHUP])
-        let loop = try EventLoop(name: "server")
         var options = ServerOptions()
         options.tunnel.traceMessages = debug
         options.peerID = id
@@ -148,27 +150,116 @@ struct ServerCommand: ParsableCommand {
         let access = ProxyAccess(users: try proxyTokens.map { try Self.credentials($0, needsRest: true) }, allowFrom: try AddressRanges(proxyAllowFrom))
         let metricsAllowed = try metricsAllowFrom.map { try AddressRanges($0) }
         let adminAccess = AdminAccess(users: try adminTokens.map { try Self.credentials($0, needsRest: false) }, allowFrom: try AddressRanges(adminAllowFrom))
-        let server = RemoteDialerServer(loop: loop, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
-        let clientRoute = ClientRoute(server: server, access: access)
-        let connectProxy = ConnectProxy(server: server, access: access, dialWait: dialWait.duration)
+        let reactor = try ReactorGroup(loopCount: loops, name: "server")
+        let group = RemoteDialerServerGroup(reactor: reactor, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
+        if loops > 1 { listenOptions.reusePort = true }  // one listener per loop, the kernel spreads connections
         let socksAddress = try socks.map { try SocketAddress($0) }
-        let discovery = try peersDNS.map { text in
+        let forwardSpecs = try forward.map { text in
+            do { return try PortForward.Spec(parsing: text) } catch { throw ValidationError("\(error)") }
+        }
+        let dnsPeers = try peersDNS.map { text in
             guard !id.isEmpty, !token.isEmpty else { throw ValidationError("-peers-dns needs -id and -token") }
             guard let (name, port) = try? SocketAddress.splitHostPort(text), !name.isEmpty, port != 0 else { throw ValidationError("-peers-dns wants NAME:PORT") }
-            return PeerDiscovery(server: server, name: name, port: port, token: token, tls: peersDNSTLS, interval: peersDNSInterval.duration,
-                                 ownAddresses: PeerDiscovery.ownAddresses(listeningOn: address))
+            return (name, port)
         }
-        let forwards = try forward.map { text in
-            do { return PortForward(spec: try PortForward.Spec(parsing: text), server: server) } catch { throw ValidationError("\(error)") }
+        let routes = Routes(access: access, adminAccess: adminAccess, metricsAllowed: metricsAllowed, registry: registry,
+                            dialWait: dialWait.duration, timeouts: timeouts,
+                            connectionLimit: ConnectionLimit(maximum: maxConnections ?? HTTPServer.defaultMaxConnections),
+                            serving: serving, logger: logger)
+        // Every loop serves HTTP on the same port; the first binds it (port 0 picks one).
+        var bound = address
+        var https: [LoopBound<HTTPServer>] = []
+        for member in group.servers {
+            let http = try member.loop.runBlocking { () throws in
+                let http = routes.httpServer(for: member.value)
+                bound = try http.listen(on: bound, options: listenOptions)
+                member.value.listenAddress = "\(bound)"
+                return LoopBound(http, loop: member.loop)
+            }
+            https.append(http)
         }
-        let socksServer = SOCKS5Server(server: server, access: access, dialWait: dialWait.duration, handshakeTimeout: headTimeout.duration)
+        let stopped = DispatchSemaphore(value: 0)
+        let control = group.servers[0]
+        try control.loop.runBlocking { () throws in
+            let server = control.value, loop = control.loop
+            logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") on \(loops) loop\(loops == 1 ? "" : "s") (at most \(routes.connectionLimit.maximum) connections)")
+            let socksServer = SOCKS5Server(server: server, access: access, dialWait: dialWait.duration, handshakeTimeout: headTimeout.duration)
+            let socksListener = try socksAddress.map { try socksServer.listen(on: $0, options: listenOptions) }
+            if let socksListener { logger.info("SOCKS5 listening on \(socksListener.address)") }
+            let forwardListeners = try forwardSpecs.map { spec in
+                let listener = try PortForward(spec: spec, server: server).listen(options: listenOptions)
+                logger.info("forwarding \(listener.address) to \(spec.clientKey)/tcp/\(spec.target)")
+                return listener
+            }
+            let discovery = dnsPeers.map { name, port in
+                PeerDiscovery(server: server, name: name, port: port, token: token, tls: peersDNSTLS, interval: peersDNSInterval.duration,
+                              ownAddresses: PeerDiscovery.ownAddresses(listeningOn: address))
+            }
+            try peerSet.apply(peerList, to: server)
+            discovery?.start()
+            server.setBandwidthLimits(defaultRate: clientRate?.bytes, perClient: perClientRates)
+            let exit = {
+                for http in https { http.loop.execute { http.value.close() } }
+                socksListener?.close()
+                for listener in forwardListeners { listener.close() }
+                discovery?.stop()
+                loop.scheduleTimer(after: .milliseconds(200)) { stopped.signal() }
+            }
+            // Each loop drains its own sessions; the process exits once all have.
+            var draining = 0
+            _ = try loop.watchSignals(signals) { signal in
+                if signal == SIGHUP {
+                    return reload(credentials: credentials, access: access, admin: adminAccess, peers: peerSet, server: server, logger: logger)
+                }
+                switch signal {
+                case SIGTERM where draining > 0:
+                    logger.info("second SIGTERM: ending the drain now")
+                    for member in group.servers { member.loop.execute { member.value.finishDrain() } }
+                case SIGTERM:
+                    logger.info("SIGTERM: draining (at most \(drainTimeout))")
+                    draining = https.count
+                    let finished = LoopBound({ draining -= 1; if draining == 0 { exit() } }, loop: loop)
+                    for (member, http) in zip(group.servers, https) {
+                        member.loop.execute {
+                            http.value.stopKeepingAlive()
+                            member.value.drain(timeout: drainTimeout.duration, alsoWaitFor: { http.value.servingConnections > 0 },
+                                               completion: { finished.loop.execute { finished.value() } })
+                        }
+                    }
+                default:
+                    logger.info("signal \(signal): shutting down")
+                    for member in group.servers { member.loop.execute { member.value.shutdown() } }
+                    exit()
+                }
+            }
+        }
+        stopped.wait()
+        reactor.shutdown()
+    }
+}
+
+/// What every loop's HTTP server routes, built once per loop around that loop's tunnel server.
+struct Routes: Sendable {
+    let access: ProxyAccess
+    let adminAccess: AdminAccess
+    let metricsAllowed: AddressRanges?
+    let registry: PrometheusCollectorRegistry
+    let dialWait: Duration
+    let timeouts: HTTPTimeouts
+    /// One cap for all loops together.
+    let connectionLimit: ConnectionLimit
+    let serving: TLSContext?
+    let logger: Logger
+
+    func httpServer(for server: RemoteDialerServer) -> HTTPServer {
+        let clientRoute = ClientRoute(server: server, access: access)
+        let connectProxy = ConnectProxy(server: server, access: access, dialWait: dialWait)
+        let adminRoute = AdminRoute(server: server, access: adminAccess, version: ServerCommand.version)
+        let (adminAccess, metricsAllowed, registry) = (adminAccess, metricsAllowed, registry)
         var router = HTTPRouter()
         router.add("/connect") { server.handleConnect($0) }
         router.add(prefix: ClientRoute.prefix) { clientRoute.handle($0) }
-        let adminRoute = AdminRoute(server: server, access: adminAccess, version: Self.version)
         router.add(prefix: AdminRoute.prefix) { adminRoute.handle($0) }
-        // The page holds no data (its script reads the API): with admin tokens anyone may load
-        // it and is asked for a token; without, the address ranges apply to it as to the API.
         router.add(StatusPage.path, method: "GET") { if adminAccess.requiresToken || adminRoute.admits($0) { StatusPage.respond($0) } }
         router.add("/healthz") { exchange in
             if server.isDraining { return exchange.respond(.serviceUnavailable, body: "draining\n") }
@@ -180,10 +271,11 @@ struct ServerCommand: ParsableCommand {
             registry.emit(into: &bytes)
             exchange.respond(.ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: String(decoding: bytes, as: UTF8.self))
         }
-        let http = HTTPServer(loop: loop, timeouts: timeouts, maxConnections: maxConnections ?? HTTPServer.defaultMaxConnections) { [router] exchange in
+        let http = HTTPServer(loop: server.loop, timeouts: timeouts, sharing: connectionLimit) { [router] exchange in
             exchange.head.method == "CONNECT" ? connectProxy.handle(exchange) : router.route(exchange)
         }
         if let serving {
+            let logger = logger
             http.wrapAccepted = { (connection: Connection) -> (any ByteStream)? in
                 do { return try TLSStream(wrapping: connection, context: serving, role: .server) } catch {
                     logger.error("TLS: \(error)")
@@ -191,49 +283,8 @@ struct ServerCommand: ParsableCommand {
                 }
             }
         }
-        try loop.run {
-            let bound = try http.listen(on: address, options: listenOptions)
-            server.listenAddress = "\(bound)"
-            logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") (at most \(http.maxConnections) connections)")
-            let socksListener = try socksAddress.map { try socksServer.listen(on: $0, options: listenOptions) }
-            if let socksListener { logger.info("SOCKS5 listening on \(socksListener.address)") }
-            let forwardListeners = try forwards.map { forward in
-                let listener = try forward.listen(options: listenOptions)
-                logger.info("forwarding \(listener.address) to \(forward.spec.clientKey)/tcp/\(forward.spec.target)")
-                return listener
-            }
-            try peerSet.apply(peerList, to: server)
-            discovery?.start()
-            server.setBandwidthLimits(defaultRate: clientRate?.bytes, perClient: perClientRates)
-            _ = try loop.watchSignals(signals) { signal in
-                if signal == SIGHUP {
-                    return reload(credentials: credentials, access: access, admin: adminAccess, peers: peerSet, server: server, logger: logger)
-                }
-                let exit = {
-                    http.close()
-                    socksListener?.close()
-                    for listener in forwardListeners { listener.close() }
-                    discovery?.stop()
-                    // Let the Error EOF and Close frames flush.
-                    loop.scheduleTimer(after: .milliseconds(200)) { loop.stop() }
-                }
-                switch signal {
-                case SIGTERM where server.isDraining:
-                    logger.info("second SIGTERM: ending the drain now")
-                    server.finishDrain()
-                case SIGTERM:
-                    // Keep listening so /healthz can say 503 draining; requesters' connections
-                    // close after their response, and the drain waits for those to flush.
-                    logger.info("SIGTERM: draining (at most \(drainTimeout))")
-                    http.stopKeepingAlive()
-                    server.drain(timeout: drainTimeout.duration, alsoWaitFor: { http.servingConnections > 0 }, completion: exit)
-                default:
-                    logger.info("signal \(signal): shutting down")
-                    server.shutdown()
-                    exit()
-                }
-            }
-        }
+        server.httpServer = http
+        return http
     }
 }
 

@@ -16,7 +16,7 @@ final class CloseCounter: StreamHandler, @unchecked Sendable {  // counter guard
 
 @Suite(.serialized) struct ShutdownTests {
     @Test func shutdownLeavesNoFileDescriptorsBehind() throws {
-        let before = openFileDescriptorCount()
+        let before = settledFileDescriptorCount()
         let counter = CloseCounter()
         do {
             let group = try ReactorGroup(loopCount: 2)

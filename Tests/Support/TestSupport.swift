@@ -29,6 +29,21 @@ public func openFileDescriptorCount() -> Int {
     return count - 3  // ".", "..", and the directory stream itself
 }
 
+/// The open descriptor count once it has held still for 200 ms (at most `seconds`): a baseline
+/// not disturbed by an earlier test's loops and sockets still being released.
+public func settledFileDescriptorCount(seconds: Double = 3) -> Int {
+    var last = openFileDescriptorCount()
+    var steady = 0
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while steady < 4 && ContinuousClock.now < deadline {
+        usleep(50_000)
+        let now = openFileDescriptorCount()
+        steady = now == last ? steady + 1 : 0
+        last = now
+    }
+    return last
+}
+
 /// Ways to cut `bytes` into pieces: one byte at a time, and in two at every cut point.
 public func cuttings(_ bytes: [UInt8]) -> [[[UInt8]]] {
     var result: [[[UInt8]]] = [bytes.map { [$0] }]

@@ -188,7 +188,7 @@ struct GoBugHistoryTests {
         let fixture = try TunnelFixture(serverOptions: options, clientOptions: options, sourceBytes: 1 << 40)
         defer { fixture.shutdown() }
         let count = 200
-        let idleDescriptors = openFileDescriptorCount()
+        let idleDescriptors = settledFileDescriptorCount()
         let ended = OneShot<[String]>()
         let connections = fixture.serverLoop.runBlocking {
             var errors: [String] = []
@@ -228,7 +228,7 @@ struct GoBugHistoryTests {
         quietClient.pingInterval = .seconds(3600)  // a ping would make the client notice the close and drop its end too
         let fixture = try TunnelFixture(clientOptions: quietClient)
         defer { fixture.shutdown() }
-        let idleDescriptors = openFileDescriptorCount()
+        let idleDescriptors = settledFileDescriptorCount()
         fixture.clientLoop.runBlocking { (fixture.clientSession.transport as! WebSocketTransport).socket.stream.pauseReading() }
         let connection = fixture.serverLoop.runBlocking { try! fixture.serverSession.dial(proto: "tcp", address: fixture.echoAddress) }
         var written = 0
@@ -317,7 +317,7 @@ struct GoBugHistoryTests {
         let group = try ReactorGroup(loopCount: 1, name: "close-ping")
         defer { group.shutdown() }
         let loop = group.next()
-        let idleDescriptors = openFileDescriptorCount()
+        let idleDescriptors = settledFileDescriptorCount()
         let total = 10_000
         let window = 100
         let finished = OneShot<Int>()

@@ -171,7 +171,7 @@ struct SessionOverSocketTests {
     }
 
     @Test func killingTheWebSocketEndsEveryConnectionOnBothSidesWithoutLeaks() throws {
-        let before = openFileDescriptorCount()
+        let before = settledFileDescriptorCount()
         do {
             let fixture = try TunnelFixture(sourceBytes: 1 << 40)
             defer { fixture.shutdown() }

@@ -1,0 +1,164 @@
+import Foundation
+import Glibc
+import HTTP
+import Reactor
+import RemoteDialer
+import Testing
+import TestSupport
+import Tunnel
+
+/// The server on several loops (issue 13): sessions stay on the loop that accepted them; a
+/// request for a session on another loop moves there, socket and all.
+@Suite(.serialized)
+struct MultiLoopServerTests {
+    /// 1,000 sessions over 4 loops (on this 2-core machine); one request through each, on a new
+    /// connection every time, so requesters land on every loop; every body checksummed.
+    @Test func thousandSessionsOverFourLoopsServeRequestsAcceptedOnEveryLoop() throws {
+        let fixture = try MultiLoopFixture(loops: 4)
+        defer { fixture.shutdown() }
+        let ids = (0..<1000).map { "c\($0)" }
+        try fixture.connect(ids)
+        try #require(fixture.waitForSessions(ids, seconds: 60), "not every client got a session")
+        let perLoop = fixture.sessionsPerLoop()
+        #expect(perLoop.count == 4 && perLoop.allSatisfy { $0 > 0 } && perLoop.reduce(0, +) == 1000, "sessions per loop \(perLoop)")
+
+        let before = fixture.loopCounters()
+        var wrong: [String] = []
+        for (index, id) in ids.enumerated() {
+            let size = 512 + index * 37
+            let answer = fixture.get(client: id, path: "/blob/\(index)/\(size)")
+            if answer?.status != 200 || answer?.body != MultiLoopFixture.blob(seed: index, size: size) { wrong.append(id) }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) requests failed or came back wrong, e.g. \(wrong.prefix(5))")
+        let after = fixture.loopCounters()
+        let accepted = zip(after, before).map { $0.accepted - $1.accepted }
+        let moved = zip(after, before).map { $0.moved - $1.moved }
+        print("1,000 requests: accepted per loop \(accepted), moved to the session's loop \(moved); sessions per loop \(perLoop)")
+        #expect(accepted.allSatisfy { $0 > 0 }, "requests were not accepted on every loop: \(accepted)")
+        // A requester lands on its session's loop about one time in four; the others move.
+        #expect(moved.reduce(0, +) > 500 && moved.allSatisfy { $0 > 0 }, "moved \(moved)")
+    }
+
+    /// The whole transfer of a moved request runs on its session's loop: loops other than the
+    /// session's read only the heads (and what came with them, at most a read's worth, which moves
+    /// with the socket) and write nothing, while 16 MiB go each way.
+    @Test func noByteOfAProxiedBodyCrossesAThread() throws {
+        let fixture = try MultiLoopFixture(loops: 4)
+        defer { fixture.shutdown() }
+        try fixture.connect(["solo"])
+        try #require(fixture.waitForSessions(["solo"]))
+        let home = try #require(fixture.group.directory.loops(ofClient: "solo").first)
+        let body = MultiLoopFixture.blob(seed: 99, size: 1 << 20)
+        let before = fixture.loopCounters()
+        for _ in 0..<16 {
+            let answer = fixture.echo(client: "solo", body)
+            #expect(answer?.status == 200 && answer?.body == body, "echo came back \(answer.map { "\($0.status), \($0.body.count) bytes" } ?? "nil")")
+        }
+        let after = fixture.loopCounters()
+        let delta = zip(after, before).map { (accepted: $0.accepted - $1.accepted, moved: $0.moved - $1.moved,
+                                              read: $0.read - $1.read, written: $0.written - $1.written) }
+        print("16 × 1 MiB echoed through a session on loop \(home): per loop \(delta)")
+        let others = delta.indices.filter { $0 != home }
+        let acceptedElsewhere = others.reduce(0) { $0 + delta[$1].accepted }
+        #expect(acceptedElsewhere > 0, "every requester landed on the session's loop: nothing was tested")
+        for index in others {
+            #expect(delta[index].moved == delta[index].accepted, "loop \(index) served a request itself")
+            #expect(delta[index].written == 0, "loop \(index) wrote \(delta[index].written) bytes")
+            #expect(delta[index].read <= delta[index].accepted * (64 << 10), "loop \(index) read \(delta[index].read) bytes for \(delta[index].accepted) heads")
+        }
+        #expect(delta[home].read >= 16 << 20 && delta[home].written >= 16 << 20)
+    }
+
+    /// From loop code on a loop without the session (a port forward accepted there) and from a
+    /// plain thread (`async`): both reach the session's loop.
+    @Test func dialsFromAForeignLoopAndFromAPlainThreadReachTheSessionsLoop() async throws {
+        let fixture = try MultiLoopFixture(loops: 2)
+        defer { fixture.shutdown() }
+        try fixture.connect(["far"])
+        try #require(fixture.waitForSessions(["far"]))
+        let home = try #require(fixture.group.directory.loops(ofClient: "far").first)
+        let foreign = fixture.group.servers[1 - home]
+        let target = "127.0.0.1:\(fixture.targetPort)"
+
+        // Loop code: a port forward on the foreign loop dials through the session elsewhere.
+        let forwardPort = freePort()
+        let spec = try PortForward.Spec(parsing: "127.0.0.1:\(forwardPort)=far/tcp/\(target)")
+        let listener = try foreign.loop.runBlocking { () throws in
+            LoopBound(try PortForward(spec: spec, server: foreign.value).listen(), loop: foreign.loop)
+        }
+        defer { foreign.loop.runBlocking { listener.value.close() } }
+        let request = "GET /blob/5/70000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        let forwarded = MultiLoopFixture.response(rawExchange(port: forwardPort, request))
+        #expect(forwarded?.status == 200 && forwarded?.body == MultiLoopFixture.blob(seed: 5, size: 70000))
+        let moved = foreign.loop.runBlocking { foreign.value.requestsMoved }
+        #expect(moved == 1, "the forwarded socket did not move to the session's loop")
+
+        // A plain thread: async dial, bytes through an AsyncByteStream.
+        let stream = try await fixture.group.dial(clientKey: "far", address: target)
+        #expect(stream.loop === fixture.group.servers[home].loop)
+        try await stream.write(Array(request.utf8))
+        var received: [UInt8] = []
+        while let chunk = try await stream.read() { received += chunk }
+        let answer = MultiLoopFixture.response(received)
+        #expect(answer?.status == 200 && answer?.body == MultiLoopFixture.blob(seed: 5, size: 70000))
+
+        await #expect(throws: (any Error).self) { _ = try await fixture.group.dial(clientKey: "nobody", address: target) }
+    }
+
+    /// A client that leaves is gone from the directory, as every loop sees it, within a second.
+    @Test func aClientLeavingIsGoneFromEveryLoopWithinASecond() throws {
+        let fixture = try MultiLoopFixture(loops: 4)
+        defer { fixture.shutdown() }
+        let ids = (0..<16).map { "leaver\($0)" }
+        try fixture.connect(ids)
+        try #require(fixture.waitForSessions(ids))
+        for id in ids.prefix(4) {
+            let started = ContinuousClock.now
+            fixture.disconnect(id)
+            let gone = waitUntil(seconds: 1) { fixture.group.onEveryLoop { !$0.canReach(clientKey: id) && !$0.listClients().contains(id) }.allSatisfy { $0 } }
+            #expect(gone, "\(id) still listed on some loop after \(ContinuousClock.now - started)")
+            #expect(fixture.get(client: id, path: "/blob/1/10")?.status == 500)
+        }
+        #expect(fixture.group.directory.clientKeys == Array(ids.dropFirst(4)).sorted())
+    }
+
+    /// Two servers on two loops each, peered: requests through either reach the other's clients,
+    /// whichever loop the requester, the peer links and the sessions landed on.
+    @Test func peersOnSeveralLoopsRouteBothWays() throws {
+        var optionsA = ServerOptions()
+        optionsA.peerID = "a"
+        optionsA.peerToken = "peer-secret"
+        var optionsB = optionsA
+        optionsB.peerID = "b"
+        let a = try MultiLoopFixture(loops: 2, options: optionsA)
+        defer { a.shutdown() }
+        let b = try MultiLoopFixture(loops: 2, options: optionsB)
+        defer { b.shutdown() }
+        try a.group.servers[0].loop.runBlocking { () throws in try a.group.servers[0].value.addPeer(id: "b", token: "peer-secret", url: "ws://127.0.0.1:\(b.port)/connect") }
+        try b.group.servers[0].loop.runBlocking { () throws in try b.group.servers[0].value.addPeer(id: "a", token: "peer-secret", url: "ws://127.0.0.1:\(a.port)/connect") }
+        let onA = (0..<8).map { "a-client\($0)" }, onB = (0..<8).map { "b-client\($0)" }
+        try a.connect(onA)
+        try b.connect(onB)
+        try #require(a.waitForSessions(onA) && b.waitForSessions(onB))
+        // Each server learns the other's clients from its peer's announcements.
+        try #require(waitUntil(seconds: 20) { onB.allSatisfy { a.group.directory.canReach(clientKey: $0) } && onA.allSatisfy { b.group.directory.canReach(clientKey: $0) } },
+                     "the peers never announced each other's clients")
+        var failures: [String] = []
+        for round in 0..<4 {
+            for (index, id) in onB.enumerated() {
+                let seed = round * 100 + index
+                let answer = a.get(client: id, path: "/blob/\(seed)/\(4096 + seed)")
+                // b's clients dial b's target (their side of the tunnel): the same blob service.
+                if answer?.status != 200 || answer?.body != MultiLoopFixture.blob(seed: seed, size: 4096 + seed) { failures.append("a→\(id): \(answer?.status ?? 0)") }
+            }
+            for (index, id) in onA.enumerated() {
+                let seed = round * 100 + index
+                let answer = b.get(client: id, path: "/blob/\(seed)/\(4096 + seed)")
+                if answer?.status != 200 || answer?.body != MultiLoopFixture.blob(seed: seed, size: 4096 + seed) { failures.append("b→\(id): \(answer?.status ?? 0)") }
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) of 64 peer-routed requests failed: \(failures.prefix(6))")
+        let sessionLoops = (Set(onA.flatMap { a.group.directory.loops(ofClient: $0) }), Set(onB.flatMap { b.group.directory.loops(ofClient: $0) }))
+        #expect(sessionLoops.0.count == 2 && sessionLoops.1.count == 2, "sessions did not spread over both loops: \(sessionLoops)")
+    }
+}
