@@ -162,3 +162,45 @@ struct MultiLoopServerTests {
         #expect(sessionLoops.0.count == 2 && sessionLoops.1.count == 2, "sessions did not spread over both loops: \(sessionLoops)")
     }
 }
+
+/// The bundled server on 4 loops, as an operator runs it.
+@Suite(.serialized)
+struct MultiLoopProgramTests {
+    /// Eight clients (their sessions spread over the loops), a download through each, then every
+    /// client is killed (-9) mid-transfer: each download ends with an error, and the server is
+    /// back to its idle descriptors on every loop, still serving.
+    @Test func killingClientsMidTransferFreesDescriptorsOnEveryLoop() throws {
+        let deployment = try Deployment(fileSize: 32 << 20)
+        let port = try deployment.startServer(["-loops", "4"])
+        let server = deployment.servers[0]
+        let idle = server.settledFileDescriptorCount
+        let ids = (0..<8).map { "k\($0)" }
+        let clients = try ids.map { try deployment.startClient(serverPort: port, id: $0) }
+        // The server logs each session's loop ("loop=N" in its fields).
+        let loops = Set(server.output.split(separator: "\n").filter { $0.contains("client session") }.compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("loop=") }
+        })
+        #expect(loops.count >= 2, "all eight sessions on one loop: \(loops)")
+
+        let downloads = try ids.map { id in
+            let download = Process()
+            download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            download.arguments = ["-s", "-m", "60", "--limit-rate", "2M", "-o", "/dev/null", deployment.url(port, client: id)]
+            try download.run()
+            return download
+        }
+        defer { for download in downloads where download.isRunning { download.terminate() } }
+        // Mid-transfer: every session and requester open (2 fds each at least).
+        try #require(waitUntil(seconds: 20) { server.fileDescriptorCount >= idle + 16 }, "the downloads never got going: \(server.fileDescriptorCount) fds")
+        usleep(500_000)
+        for client in clients { client.kill9() }
+        for download in downloads {
+            download.waitUntilExit()
+            #expect(download.terminationStatus != 0, "a download was not cut short")
+        }
+        #expect(waitUntil(seconds: 10) { server.fileDescriptorCount == idle }, "server fds \(server.fileDescriptorCount), idle \(idle)")
+        let clientsLeft = try curl(["http://127.0.0.1:\(port)/api/clients"])
+        #expect(String(decoding: clientsLeft.body, as: UTF8.self).contains("\"clients\":[]"), "\(String(decoding: clientsLeft.body, as: UTF8.self))")
+        #expect(server.isRunning)
+    }
+}

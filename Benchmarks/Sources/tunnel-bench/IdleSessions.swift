@@ -5,7 +5,8 @@ import Tunnel
 
 let sessionsSpec = ScenarioSpec(name: "sessions", columns: [
     Column(key: "sessions", label: "sessions", unit: ""), Column(key: "server_kib_per_session", label: "srv RSS/session", unit: "KiB"),
-    Column(key: "connect_seconds", label: "connect", unit: "s"), Column(key: "requests_ok", label: "requests ok", unit: ""),
+    Column(key: "connect_seconds", label: "connect", unit: "s"), Column(key: "sessions_per_s", label: "connect rate", unit: "sessions/s"),
+    Column(key: "requests_ok", label: "requests ok", unit: ""),
 ], primary: "server_kib_per_session", charted: ["server_kib_per_session"])
 
 /// K idle tunnel sessions from an in-harness protocol client (our client library on one loop,
@@ -56,7 +57,7 @@ func idleSessions(_ implementation: Implementation, sourcePort: UInt16, settings
     loop.execute { SessionClients.stopAll() }
     usleep(200_000)
     return ["sessions": Double(count), "server_kib_per_session": Double(rssAfter - rssBefore) / 1024 / Double(count),
-            "connect_seconds": connectSeconds, "requests_ok": Double(ok)]
+            "connect_seconds": connectSeconds, "sessions_per_s": Double(count) / connectSeconds, "requests_ok": Double(ok)]
 }
 
 final class ConnectedCounter: @unchecked Sendable {  // guarded by `lock`

@@ -34,7 +34,8 @@ let wssSpec = ScenarioSpec(name: "wss", columns: bulkColumns, primary: "mb_per_s
 let rpsSpec = ScenarioSpec(name: "rps", columns: [
     Column(key: "rps", label: "rate", unit: "req/s"), Column(key: "p50_ms", label: "p50", unit: "ms"),
     Column(key: "p99_ms", label: "p99", unit: "ms"), Column(key: "p999_ms", label: "p99.9", unit: "ms"), Column(key: "errors", label: "errors", unit: ""),
-], primary: "rps", charted: ["rps", "p99_ms"])
+    Column(key: "server_cpu_per_10k", label: "srv CPU", unit: "s/10k req"),
+], primary: "rps", charted: ["rps", "p99_ms", "server_cpu_per_10k"])
 let connsSpec = ScenarioSpec(name: "conns", columns: [
     Column(key: "mb_per_s", label: "aggregate", unit: "MB/s"), Column(key: "min_conn_mb_per_s", label: "min/conn", unit: "MB/s"),
     Column(key: "max_conn_mb_per_s", label: "max/conn", unit: "MB/s"), Column(key: "server_kib_per_conn", label: "srv RSS/conn", unit: "KiB"),

@@ -145,7 +145,11 @@ for round in 1...repeats {
                         try verifyOnce(implementation.name, tunnel.url(sourcePort: source.port, path: "bulk"))
                         reports["bulk"]!.add(implementation.name, try bulk(tunnel, source: source, settings: settings))
                     case "rps":
-                        reports["rps"]!.add(implementation.name, try rps(tunnel.url(sourcePort: source.port, path: "small"), settings: settings, scratch: scratch))
+                        let serverCPU = tunnel.server.cpuSeconds
+                        var metrics = try rps(tunnel.url(sourcePort: source.port, path: "small"), settings: settings, scratch: scratch)
+                        let requests = (metrics["rps"] ?? 0) * Double(settings.rpsSeconds)
+                        if requests > 0 { metrics["server_cpu_per_10k"] = (tunnel.server.cpuSeconds - serverCPU) / requests * 10_000 }
+                        reports["rps"]!.add(implementation.name, metrics)
                     case "conns":
                         reports["conns"]!.add(implementation.name, try concurrentDownloads(tunnel.url(sourcePort: source.port, path: "part"), settings: settings, server: tunnel.server))
                     case "sessions":
