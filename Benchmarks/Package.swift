@@ -40,6 +40,10 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(
+            name: "directory-bench",
+            dependencies: [.product(name: "RemoteDialer", package: "RemoteDialer")]
+        ),
+        .executableTarget(
             name: "tunnel-bench",
             dependencies: [.product(name: "Reactor", package: "RemoteDialer"), .product(name: "RemoteDialer", package: "RemoteDialer"),
                            .product(name: "Tunnel", package: "RemoteDialer")]

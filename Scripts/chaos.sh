@@ -50,10 +50,10 @@ start() {  # start NAME: (re)starts one party and records its pid
 reachable() {  # reachable PORT: foo's target answers a one-byte range through that server
     [ "$(curl -s -o /dev/null -w '%{http_code}' -r 0-0 --max-time 5 "$(url "$1")")" = 206 ]
 }
-linked() {  # linked SERVER PEER: the server's own link to its peer is up (its last word on it)
-    local line
-    line=$(grep -E "peer $2 (at |link ended)" "$work/$1.log" | tail -1)
-    [[ "$line" == *" connected"* ]]
+linked() {  # linked SERVER PEER: the server's own links to its peer (one per loop) are all up, as its admin API says
+    local port
+    port=$([ "$1" = a ] && echo "$port_a" || echo "$port_b")
+    curl -s --max-time 5 "http://127.0.0.1:$port/api/peers" | grep -q "\"id\":\"$2\",\"url\":\"[^\"]*\",\"state\":\"connected\""
 }
 wait_ready() {  # wait_ready SECONDS: both peer links up, both servers route to foo; prints the seconds taken
     local start=$SECONDS

@@ -24,6 +24,9 @@ public final class HTTPServer {
 
     /// Wraps each accepted connection before HTTP runs on it (TLS, for HTTPS); nil drops it.
     public var wrapAccepted: ((Connection) -> (any ByteStream)?)?
+    /// Sees each accepted socket first; true if it took the socket elsewhere (e.g. moved it to
+    /// another loop's server, which serves it with `serveAccepted`), false to serve it here.
+    public var handOffAccepted: ((Connection) -> Bool)?
 
     public init(loop: EventLoop, limits: HTTPLimits = HTTPLimits(), timeouts: HTTPTimeouts = HTTPTimeouts(),
                 maxConnections: Int = HTTPServer.defaultMaxConnections, sharing limit: ConnectionLimit? = nil,
@@ -58,6 +61,13 @@ public final class HTTPServer {
 
     private func accept(_ connection: Connection) {
         acceptedConnections += 1
+        if let handOffAccepted, handOffAccepted(connection) { return }
+        serveAccepted(connection)
+    }
+
+    /// Serves a socket accepted elsewhere (see `handOffAccepted`) as if accepted here.
+    public func serveAccepted(_ connection: Connection) {
+        loop.assertInLoop()
         guard let stream: any ByteStream = wrapAccepted.map({ $0(connection) }) ?? connection else { return connection.close() }
         serve(connection, over: stream).start()
     }

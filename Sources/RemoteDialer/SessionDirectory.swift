@@ -20,19 +20,21 @@ public final class SessionDirectory: Sendable {
 
     public init() {}
 
-    func addClient(_ clientKey: String, loop: Int) {
+    /// Each loop's server records its sessions (and its peer sessions' announcements) here as
+    /// they come and go.
+    public func addClient(_ clientKey: String, loop: Int) {
         lock.withLock { entries.clients[clientKey, default: [:]][loop, default: 0] += 1 }
     }
 
-    func removeClient(_ clientKey: String, loop: Int) {
+    public func removeClient(_ clientKey: String, loop: Int) {
         lock.withLock { Self.decrement(&entries.clients, clientKey, loop) }
     }
 
-    func addPeerRoute(_ clientKey: String, loop: Int) {
+    public func addPeerRoute(_ clientKey: String, loop: Int) {
         lock.withLock { entries.peerRoutes[clientKey, default: [:]][loop, default: 0] += 1 }
     }
 
-    func removePeerRoute(_ clientKey: String, loop: Int) {
+    public func removePeerRoute(_ clientKey: String, loop: Int) {
         lock.withLock { Self.decrement(&entries.peerRoutes, clientKey, loop) }
     }
 

@@ -93,6 +93,8 @@ struct ServerCommand: ParsableCommand {
     var clientRate: FlagBytes?
     @Option(name: .goStyle("loops"), help: "Event loops (threads) serving connections, one listener each on the same port; sessions stay on the loop that accepted them")
     var loops = ReactorGroup.coreCount
+    @Option(name: .goStyle("accept"), help: "How -loops share accepting: reuseport (a listener per loop, the kernel spreads connections) or handoff (loop 0 accepts and hands sockets out round-robin)")
+    var accept = AcceptDistribution.reusePort
     @Option(name: .goStyle("drain-timeout"), help: "On SIGTERM, how long in-flight transfers may continue (a second SIGTERM ends them at once)")
     var drainTimeout = FlagDuration(argument: "30s")!
 
@@ -152,7 +154,7 @@ struct ServerCommand: ParsableCommand {
         let adminAccess = AdminAccess(users: try adminTokens.map { try Self.credentials($0, needsRest: false) }, allowFrom: try AddressRanges(adminAllowFrom))
         let reactor = try ReactorGroup(loopCount: loops, name: "server")
         let group = RemoteDialerServerGroup(reactor: reactor, options: options, authorizer: credentials?.authorizer ?? TunnelHeaders.clientIDAuthorizer)
-        if loops > 1 { listenOptions.reusePort = true }  // one listener per loop, the kernel spreads connections
+        if loops > 1 && accept == .reusePort { listenOptions.reusePort = true }  // one listener per loop, the kernel spreads connections
         let socksAddress = try socks.map { try SocketAddress($0) }
         let forwardSpecs = try forward.map { text in
             do { return try PortForward.Spec(parsing: text) } catch { throw ValidationError("\(error)") }
@@ -172,12 +174,13 @@ struct ServerCommand: ParsableCommand {
         for member in group.servers {
             let http = try member.loop.runBlocking { () throws in
                 let http = routes.httpServer(for: member.value)
-                bound = try http.listen(on: bound, options: listenOptions)
+                if accept == .reusePort || member.loop === reactor.loops[0] { bound = try http.listen(on: bound, options: listenOptions) }
                 member.value.listenAddress = "\(bound)"
                 return LoopBound(http, loop: member.loop)
             }
             https.append(http)
         }
+        if accept == .handOff && loops > 1 { Self.handOffAccepted(from: https, loops: reactor.loops) }
         let stopped = DispatchSemaphore(value: 0)
         let control = group.servers[0]
         try control.loop.runBlocking { () throws in
@@ -310,6 +313,20 @@ extension ServerCommand {
 
     /// SIGHUP: re-reads the credential files. A file that fails to parse is reported and the
     /// old list stays in force; a client whose token was removed loses its sessions.
+    /// Loop 0 accepts every socket and hands each to the next loop's server, round-robin (the
+    /// socket moves before anything is read from it).
+    static func handOffAccepted(from https: [LoopBound<HTTPServer>], loops: [EventLoop]) {
+        loops[0].runBlocking {
+            var next = 0
+            https[0].value.handOffAccepted = { connection in
+                next = (next + 1) % https.count
+                guard next != 0 else { return false }
+                let target = https[next]
+                return connection.migrate(to: target.loop) { moved in target.value.serveAccepted(moved) }
+            }
+        }
+    }
+
     func reload(credentials: ClientCredentials?, access: ProxyAccess, admin: AdminAccess, peers peerSet: PeerSet, server: RemoteDialerServer, logger: Logger) {
         if let credentials {
             reloading(clientTokens, "client tokens", logger) { path in
@@ -378,6 +395,17 @@ final class PeerSet {
         for (id, peer) in wanted where current[id] != peer { try server.addPeer(id: peer.id, token: peer.token, url: peer.url) }
         current = wanted
     }
+}
+
+extension AcceptDistribution: ExpressibleByArgument {
+    public init?(argument: String) {
+        switch argument {
+        case "reuseport": self = .reusePort
+        case "handoff": self = .handOff
+        default: return nil
+        }
+    }
+    public var defaultValueDescription: String { self == .reusePort ? "reuseport" : "handoff" }
 }
 
 extension Substring {
