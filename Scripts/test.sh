@@ -10,6 +10,10 @@ swift build  # the programs the end-to-end tests run as subprocesses
 # Tests share the machine's fds, ports and CPUs with each other (the fd-leak check counts
 # /proc/self/fd): run them one at a time.
 swift test --skip-build --no-parallel
+# The multi-loop server's suites under ThreadSanitizer (its own build directory; about 5 minutes
+# to build, 1 to run).
+swift build --build-tests --sanitize=thread --scratch-path .build-tsan
+swift test --skip-build --sanitize=thread --scratch-path .build-tsan --no-parallel --filter "MultiLoopServerTests|MultiLoopProgramTests"
 # Chaos (Scripts/chaos.sh): a party killed at a random moment during transfers, three rounds (about 30 s).
 bash Scripts/chaos.sh 3
 # libFuzzer on every target (Scripts/fuzz.sh), 20 s each (bounded).

@@ -231,7 +231,8 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
     /// Runs the loop on the calling thread until `stop()`; then closes every registration and the
     /// loop's own fds. A loop runs once.
     public func run() {
-        threadID = pthread_self()
+        // A group's starter adopted the thread already and published the id: written once only.
+        if threadID == nil { threadID = pthread_self() }
         runUntilStopped()
         shutDownRegistrations()
     }
@@ -240,7 +241,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
     /// signals: loop-confined calls, no crossing threads), then runs the loop until `stop()`.
     /// How a program's main thread becomes its loop.
     public func run(setup: () throws -> Void) rethrows {
-        threadID = pthread_self()
+        adoptCurrentThread()
         try setup()
         run()
     }

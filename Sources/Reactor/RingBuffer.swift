@@ -101,6 +101,9 @@ public struct RingBuffer: ~Copyable {
     /// The readable bytes `[offset, offset+count)` as a new array (for tests and small headers).
     public func bytes(from offset: Int = 0, count: Int? = nil) -> [UInt8] {
         let n = count ?? (readableBytes - offset)
+        // Not through the initializer: at capacity 0 it writes the shared empty-array storage,
+        // which ThreadSanitizer reports as a race between loops.
+        guard n > 0 else { return [] }
         return [UInt8](unsafeUninitializedCapacity: n) { out, initialized in
             copyBytes(from: offset, into: UnsafeMutableRawBufferPointer(out))
             initialized = n
