@@ -98,8 +98,9 @@ public final class HTTPServerConnection: StreamHandler {
         if framing == .none { exchange.bodyComplete = true }
         bodyActivityAt = MonotonicClock.now()
         enter(.serving(exchange, since: bodyActivityAt))
-        // An HTTP/1.0 client does not know 100 (RFC 9110 §10.1.1).
-        if framing != .none && head.version == .http11 && head.headers["Expect"]?.lowercased() == "100-continue" {
+        // An HTTP/1.0 client does not know 100 (RFC 9110 §10.1.1); a request that moved here
+        // from another loop had its 100 there.
+        if !moved && framing != .none && head.version == .http11 && head.headers["Expect"]?.lowercased() == "100-continue" {
             stream.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
         }
         respond(exchange)

@@ -69,6 +69,27 @@ struct MultiLoopServerTests {
         #expect(delta[home].read >= 16 << 20 && delta[home].written >= 16 << 20)
     }
 
+    /// A request with `Expect: 100-continue` gets one 100, from the loop that accepted it, not
+    /// a second one from the loop it moved to.
+    @Test func aMovedRequestIsToldContinueOnce() throws {
+        let fixture = try MultiLoopFixture(loops: 4)
+        defer { fixture.shutdown() }
+        try fixture.connect(["expecting"])
+        try #require(fixture.waitForSessions(["expecting"]))
+        let before = fixture.loopCounters().reduce(0) { $0 + $1.moved }
+        for round in 0..<8 {
+            let fd = try #require(connectLoopback(port: fixture.port))
+            defer { close(fd) }
+            let head = "POST /client/expecting/http/127.0.0.1:\(fixture.targetPort)/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                + "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+            #expect(sendAll(fd, Array(head.utf8) + Array("hello".utf8)))
+            let reply = String(decoding: readToEnd(fd, seconds: 10) ?? [], as: UTF8.self)
+            #expect(reply.components(separatedBy: "100 Continue").count == 2 && reply.contains("200 OK") && reply.contains("hello"),
+                    "round \(round): \(reply)")
+        }
+        #expect(fixture.loopCounters().reduce(0) { $0 + $1.moved } > before, "no request moved: nothing was tested")
+    }
+
     /// From loop code on a loop without the session (a port forward accepted there) and from a
     /// plain thread (`async`): both reach the session's loop.
     @Test func dialsFromAForeignLoopAndFromAPlainThreadReachTheSessionsLoop() async throws {
