@@ -196,6 +196,17 @@ mutation "proxy credential forwarded to the target" Sources/RemoteDialer/ClientR
     '_ = consumedAuthorization' \
     'proxyUsersNeedATokenAndAScopeAndTheTargetNeverSeesIt'
 
+# Issue 13: every core.
+mutation "requests never move to their session's loop" Sources/RemoteDialer/RemoteDialerServer.swift \
+    'guard !exchange.wasMoved, case .elsewhere(let sibling) = route(clientKey: clientKey) else { return false }' \
+    'guard false, case .elsewhere(let sibling) = route(clientKey: clientKey) else { return false }' \
+    'MultiLoopServerTests'
+
+mutation "a leaving client stays in the directory" Sources/RemoteDialer/RemoteDialerServer.swift \
+    '                directory.removeClient(clientKey, loop: loopIndex)' \
+    '                _ = clientKey' \
+    'aClientLeavingIsGoneFromEveryLoopWithinASecond'
+
 echo
 printf '%-40s | %-32s | %s\n' "mutation" "result" "caught by"
 printf '%-40s-+-%-32s-+-%s\n' "$(printf -- '-%.0s' {1..40})" "$(printf -- '-%.0s' {1..32})" "----------"

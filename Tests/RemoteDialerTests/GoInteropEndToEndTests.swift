@@ -51,4 +51,34 @@ struct GoInteropEndToEndTests {
         defer { client.stop() }
         #expect(waitUntil(seconds: 10) { (try? curl([deployment.url(port)]))?.body == deployment.file }, "\(client.output.suffix(800))")
     }
+
+    /// HA with a Go peer while our server runs on 4 loops (one peer link per loop, each
+    /// announcing its own loop's sessions): requests through either server reach the other's
+    /// clients, over and over from new connections, so they land on every loop.
+    @Test func ourServerOnFourLoopsPeersWithTheGoDemoServerBothWays() throws {
+        let deployment = try Deployment(fileSize: 1 << 20)
+        let goPort = freePort()
+        let ourPort = freePort()
+        let goServer = try go("server", ["-listen", "127.0.0.1:\(goPort)", "-id", "b", "-token", "peer-secret",
+                                         "-peers", "a:peer-secret:ws://127.0.0.1:\(ourPort)/connect"], environment: ["GODEBUG": "httpmuxgo121=0"])
+        defer { goServer.stop() }
+        try deployment.startServer(["-loops", "4", "-id", "a", "-token", "peer-secret", "-peers", "b:peer-secret:ws://127.0.0.1:\(goPort)/connect"],
+                                   port: ourPort)
+        try #require(waitUntil(seconds: 10) { canConnect(port: goPort) })
+        let ours = (0..<4).map { "ours\($0)" }
+        for id in ours { try deployment.startClient(serverPort: ourPort, id: id) }
+        let goClient = try go("client", ["-connect", "ws://127.0.0.1:\(goPort)/connect", "-id", "theirs"])
+        defer { goClient.stop() }
+        // Go's demo forwards no request header (no Range): whole downloads.
+        try #require(waitUntil(seconds: 20) { (try? curl([deployment.url(ourPort, client: "theirs")]))?.body == deployment.file },
+                     "our server never reached the Go server's client: \(goServer.output.suffix(600))")
+        try #require(waitUntil(seconds: 20) { ours.allSatisfy { (try? curl([deployment.url(goPort, client: $0)]))?.body == deployment.file } },
+                     "the Go server never reached all our clients")
+        var failures: [String] = []
+        for round in 0..<8 {
+            if (try? curl([deployment.url(ourPort, client: "theirs")]))?.body != deployment.file { failures.append("ours→theirs \(round)") }
+            for id in ours where (try? curl([deployment.url(goPort, client: id)]))?.body != deployment.file { failures.append("go→\(id) \(round)") }
+        }
+        #expect(failures.isEmpty, "\(failures)")
+    }
 }
