@@ -147,7 +147,11 @@ for round in 1...repeats {
                     case "rps":
                         reports["rps"]!.add(implementation.name, try rps(tunnel.url(sourcePort: source.port, path: "small"), settings: settings, scratch: scratch))
                     case "conns":
-                        reports["conns"]!.add(implementation.name, try concurrentDownloads(tunnel.url(sourcePort: source.port, path: "part"), settings: settings, server: tunnel.server))
+                        // A tunnel of its own: the bulk run's memory, kept by the allocator, would
+                        // otherwise absorb the connections' buffers (0 KiB per connection).
+                        let fresh = try RunningTunnel(implementation, sourcePort: source.port, workDirectory: scratch)
+                        defer { fresh.stop() }
+                        reports["conns"]!.add(implementation.name, try concurrentDownloads(fresh.url(sourcePort: source.port, path: "part"), settings: settings, server: fresh.server))
                     case "sessions":
                         reports["sessions"]!.add(implementation.name, try idleSessions(implementation, sourcePort: source.port, settings: settings, scratch: scratch))
                     default: break
