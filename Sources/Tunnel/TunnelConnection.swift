@@ -178,7 +178,11 @@ public final class TunnelConnection: ByteStream {
         loop.assertInLoop()
         guard readingPaused else { return }
         readingPaused = false
-        loop.runSoon { [self] in if isOpen && !readingPaused && (!inbound.isEmpty || inboundEOF) { offerInbound() } }
+        loop.runSoon { [self] in
+            guard isOpen && !readingPaused else { return }
+            // Nothing buffered: still the moment to send the Resume our pause may have caused.
+            if !inbound.isEmpty || inboundEOF { offerInbound() } else { updateInboundPressure() }
+        }
     }
 
     // MARK: Closing
