@@ -39,13 +39,16 @@ static void *resolve(void **slot, const char *name) {
     return function;
 }
 
+// Hidden: builds that export the program's symbols (SwiftPM's debug builds, for testable
+// executables) would otherwise hand these stubs to libssl and libcrypto themselves, whose calls
+// into each other would come back here, even from inside dlopen (pthread_once deadlocks).
 #define FORWARD(ret, name, params, args) \
-    ret name params { \
+    __attribute__((visibility("hidden"))) ret name params { \
         static void *slot; \
         return ((__typeof__(&name))resolve(&slot, #name)) args; \
     }
 #define FORWARD_VOID(name, params, args) \
-    void name params { \
+    __attribute__((visibility("hidden"))) void name params { \
         static void *slot; \
         ((__typeof__(&name))resolve(&slot, #name)) args; \
     }
