@@ -29,7 +29,8 @@ let package = Package(
         .executableTarget(name: "reactor-echo-demo", dependencies: ["Reactor"]),
         .target(name: "TestSupport", dependencies: ["Reactor"], path: "Tests/Support"),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "TestSupport"]),
-        .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // OpenSSL is dlopen()ed on first use (Sources/CTLS/openssl_lazy.c), so TLS-less processes never load it.
+        .target(name: "CTLS", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "TLS", dependencies: ["Reactor", "CTLS"]),
         .testTarget(name: "TLSTests", dependencies: ["TestSupport", "TLS"]),
         .target(name: "HTTP", dependencies: ["Reactor"]),

@@ -66,19 +66,28 @@ public struct HTTPBodyDecoder: Sendable {
     /// Hands over as much body as the ring holds (consuming it) and returns true once the body
     /// is complete. Bytes after the body stay in the ring.
     public mutating func decode(_ buffer: inout RingBuffer, _ onPiece: (UnsafeRawBufferPointer) -> Void) throws(HTTPParseError) -> Bool {
+        try decode(&buffer, while: { true }, onPiece)
+    }
+
+    /// Like `decode(_:_:)`, but hands over no further piece once `shouldContinue` returns false
+    /// (asked before each): a consumer that stopped taking bytes (its writes back up) leaves the
+    /// rest in the ring, where back-pressure can act on it, instead of having it all pushed into
+    /// its own queue at once.
+    public mutating func decode(_ buffer: inout RingBuffer, while shouldContinue: () -> Bool,
+                                _ onPiece: (UnsafeRawBufferPointer) -> Void) throws(HTTPParseError) -> Bool {
         while true {
             switch state {
             case .done:
                 return true
             case .untilClose:
-                deliver(&buffer, count: buffer.readableBytes, onPiece)
+                deliver(&buffer, count: buffer.readableBytes, shouldContinue, onPiece)
                 return false
             case .remaining(let count):
-                let taken = deliver(&buffer, count: count, onPiece)
+                let taken = deliver(&buffer, count: count, shouldContinue, onPiece)
                 state = taken == count ? .done : .remaining(count - taken)
                 if taken < count { return false }
             case .chunkData(let count):
-                let taken = deliver(&buffer, count: count, onPiece)
+                let taken = deliver(&buffer, count: count, shouldContinue, onPiece)
                 state = taken == count ? .chunkDataEnd : .chunkData(count - taken)
                 if taken < count { return false }
             case .chunkSize:
@@ -109,14 +118,19 @@ public struct HTTPBodyDecoder: Sendable {
         }
     }
 
+    /// Hands over up to `count` readable bytes (at most two pieces, split at the ring's wrap
+    /// point) while `shouldContinue` allows; returns how many were handed over and consumed.
     @discardableResult
-    private func deliver(_ buffer: inout RingBuffer, count: Int, _ onPiece: (UnsafeRawBufferPointer) -> Void) -> Int {
-        let taken = min(count, buffer.readableBytes)
-        guard taken > 0 else { return 0 }
-        buffer.withReadableRegions { first, second in
-            let a = min(taken, first.count)
+    private func deliver(_ buffer: inout RingBuffer, count: Int, _ shouldContinue: () -> Bool,
+                         _ onPiece: (UnsafeRawBufferPointer) -> Void) -> Int {
+        let available = min(count, buffer.readableBytes)
+        guard available > 0, shouldContinue() else { return 0 }
+        let taken = buffer.withReadableRegions { first, second in
+            let a = min(available, first.count)
             onPiece(UnsafeRawBufferPointer(rebasing: first[..<a]))
-            if taken > a { onPiece(UnsafeRawBufferPointer(rebasing: second[..<(taken - a)])) }
+            guard available > a, shouldContinue() else { return a }
+            onPiece(UnsafeRawBufferPointer(rebasing: second[..<(available - a)]))
+            return available
         }
         buffer.consume(taken)
         return taken

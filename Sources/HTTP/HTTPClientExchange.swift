@@ -22,6 +22,7 @@ public final class HTTPClientExchange: StreamHandler {
     private let limits: HTTPLimits
     private var finished = false
     private var requestChunked = false
+    private var responsePaused = false
     /// The request body can take more (after `isWritable` was false).
     public var onWritable: (() -> Void)?
 
@@ -51,8 +52,17 @@ public final class HTTPClientExchange: StreamHandler {
         if requestChunked { stream.write(ChunkedEncoding.lastChunk) }
     }
 
-    public func pauseResponse() { stream.pauseReading() }
-    public func resumeResponse() { stream.resumeReading() }
+    /// Stops the response body: no further piece is handed over (the rest waits in the stream's
+    /// buffer) and the stream stops reading.
+    public func pauseResponse() {
+        responsePaused = true
+        stream.pauseReading()
+    }
+
+    public func resumeResponse() {
+        responsePaused = false
+        stream.resumeReading()
+    }
 
     /// Abandons the exchange and closes the stream.
     public func cancel(error: any Error) {
@@ -80,7 +90,7 @@ public final class HTTPClientExchange: StreamHandler {
                 onEvent?(.head(head))
             }
             guard var decoder = body, !finished else { return }
-            let done = try decoder.decode(&buffer) { piece in onEvent?(.bodyPiece(piece)) }
+            let done = try decoder.decode(&buffer, while: { !responsePaused && !finished }) { piece in onEvent?(.bodyPiece(piece)) }
             body = decoder
             if done {
                 finish(.end)

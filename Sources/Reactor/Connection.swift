@@ -22,6 +22,8 @@ public final class Connection: ByteStream, IOEventHandler {
     /// Reading stopped because the ring is at its maximum and the handler left it full.
     private var readBufferFull = false
     private var readEOF = false
+    /// Handed to another loop (`migrate`): closed here, its unread bytes kept for the move.
+    private var migrating = false
     private var shutdownWriteRequested = false
     private var writeShutDown = false
     private var closeAfterFlushRequested = false
@@ -34,7 +36,6 @@ public final class Connection: ByteStream, IOEventHandler {
         var remaining: Int
         let completion: (Result<Void, SocketError>) -> Void
     }
-    private var smallReadStreak = 0
     /// Runs once when the socket is closed (its fd released), whoever the handler is by then:
     /// for owners that count open sockets, e.g. a server's connection limit.
     public var onClosed: (() -> Void)?
@@ -141,60 +142,98 @@ public final class Connection: ByteStream, IOEventHandler {
     private func readFromSocket() {
         for _ in 0..<options.readsPerEvent {
             guard state == .open, !readingPaused, !readEOF else { return }
-            if readBuffer.writableBytes == 0 && !readBuffer.grow() {
-                readBufferFull = true
-                updateInterest()
-                return
+            let drained: Bool
+            if readBuffer.isEmpty && handler != nil {
+                guard let (read, limit) = readIntoLoopScratch() else { return }
+                drained = read < limit
+            } else {
+                guard let (read, free) = readIntoRing() else { return }
+                drained = read < free
             }
-            var result: Result<Int?, SocketError> = .success(nil)
-            let free = readBuffer.writableBytes
-            _ = readBuffer.withWritableRegions { first, second in
-                result = Syscall.read(fd, first, second)
-                if case .success(let n?) = result { return n }
-                return 0
+            // A short read means the socket is drained: let other sockets have their turn.
+            if drained { return }
+        }
+    }
+
+    /// Nothing of ours is waiting: reads into the loop's shared buffer and lends what arrived to
+    /// the handler in place; only what it leaves unconsumed (a partial header, say) is copied
+    /// into this connection's ring. Returns (bytes read, bytes asked for), nil when reading stops.
+    private func readIntoLoopScratch() -> (Int, Int)? {
+        let scratch = loop.readScratch
+        let limit = min(scratch.count, readBuffer.maximumCapacity)
+        let target = UnsafeMutableRawBufferPointer(rebasing: scratch[..<limit])
+        guard let n = handleReadResult(Syscall.read(fd, target, UnsafeMutableRawBufferPointer(start: nil, count: 0))) else { return nil }
+        var lent = RingBuffer(borrowing: UnsafeMutableRawBufferPointer(rebasing: scratch[..<n]), maximumCapacity: readBuffer.maximumCapacity)
+        handler?.streamDidRead(self, &lent)
+        // Moving to another loop (`migrate`), what the handler left goes along in the ring.
+        guard state == .open || migrating else { return nil }
+        if !lent.isEmpty {
+            lent.withReadableRegions { first, second in
+                readBuffer.append(first)
+                readBuffer.append(second)
             }
-            switch result {
-            case .failure(let error):
-                return fail(error)
-            case .success(nil):
-                return
-            case .success(0?):
-                readEOF = true
-                updateInterest()
-                handler?.streamDidReadEOF(self)
-                return
-            case .success(let n?):
-                loop.socketBytesRead += n
-                deliverBufferedBytes()
-                adaptReadBuffer(lastRead: n, free: free)
-                // A short read means the socket is drained: let other sockets have their turn.
-                if n < free { return }
-            }
+            if state == .open { stopIfRingFull() }
+        }
+        return state == .open ? (n, limit) : nil
+    }
+
+    /// Bytes of ours are waiting (the handler left them): appends to the ring, so the handler
+    /// sees them contiguously with what follows. Returns (bytes read, free space), nil when
+    /// reading stops.
+    private func readIntoRing() -> (Int, Int)? {
+        if readBuffer.writableBytes == 0 && !readBuffer.grow() {
+            readBufferFull = true
+            updateInterest()
+            return nil
+        }
+        var result: Result<Int?, SocketError> = .success(nil)
+        let free = readBuffer.writableBytes
+        _ = readBuffer.withWritableRegions { first, second in
+            result = Syscall.read(fd, first, second)
+            if case .success(let n?) = result { return n }
+            return 0
+        }
+        guard let n = handleReadResult(result) else { return nil }
+        deliverBufferedBytes()
+        guard state == .open else { return nil }
+        // A ring that filled is grown for the next read (a consumer keeping a backlog, or a
+        // large message being assembled).
+        if n == free { readBuffer.grow() }
+        return (n, free)
+    }
+
+    /// A read's outcome: the byte count, or nil after an error, EAGAIN or EOF (handled here).
+    private func handleReadResult(_ result: Result<Int?, SocketError>) -> Int? {
+        switch result {
+        case .failure(let error):
+            fail(error)
+            return nil
+        case .success(nil):
+            return nil
+        case .success(0?):
+            readEOF = true
+            updateInterest()
+            handler?.streamDidReadEOF(self)
+            return nil
+        case .success(let n?):
+            loop.socketBytesRead += n
+            return n
         }
     }
 
     private func deliverBufferedBytes() {
         guard let handler else { return }
         handler.streamDidRead(self, &readBuffer)
-        if state == .open && readBuffer.writableBytes == 0 && readBuffer.capacity >= readBuffer.maximumCapacity {
-            readBufferFull = true
-            updateInterest()
-        }
+        guard state == .open else { return }
+        // Drained: the memory goes back, and the next read lands in the loop's buffer again.
+        if readBuffer.isEmpty { readBuffer.shrink(releaseWhenEmpty: true) } else { stopIfRingFull() }
     }
 
-    /// Grows the ring while reads fill it; gives the memory back after a run of small reads, so
-    /// a bulk stream gets big reads and an idle connection holds no buffer.
-    private func adaptReadBuffer(lastRead: Int, free: Int) {
-        guard state == .open else { return }
-        if lastRead == free {
-            smallReadStreak = 0
-            readBuffer.grow()
-        } else if readBuffer.isEmpty && lastRead < readBuffer.capacity / 4 {
-            smallReadStreak += 1
-            if smallReadStreak >= 8 {
-                smallReadStreak = 0
-                readBuffer.shrink(releaseWhenEmpty: true)
-            }
+    /// A handler that leaves the ring at its maximum full stops reading until it consumes.
+    private func stopIfRingFull() {
+        if readBuffer.writableBytes == 0 && readBuffer.capacity >= readBuffer.maximumCapacity {
+            readBufferFull = true
+            updateInterest()
         }
     }
 
@@ -390,6 +429,7 @@ public final class Connection: ByteStream, IOEventHandler {
         loop.assertInLoop()
         guard isMigratable else { return false }
         state = .closed
+        migrating = true
         if let id { loop.deregister(id) }
         let socket = fd
         fd = -1

@@ -73,6 +73,18 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
     /// Set once by the loop thread before any task runs (publication ordered by the starter's
     /// semaphore), read-only afterwards.
     private var threadID: pthread_t?
+    /// Where every connection of this loop reads while it has no bytes of its own waiting (see
+    /// Connection.readFromSocket): one buffer per loop instead of one per connection, so an idle
+    /// connection holds no read memory. Loop-confined; used by one read and its delivery at a time.
+    private var readScratchStorage: UnsafeMutableRawBufferPointer?
+    static let readScratchSize = 256 * 1024
+
+    var readScratch: UnsafeMutableRawBufferPointer {
+        if let readScratchStorage { return readScratchStorage }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readScratchSize, alignment: 16)
+        readScratchStorage = buffer
+        return buffer
+    }
 
     public init(name: String = "reactor") throws(SocketError) {
         self.name = name
@@ -95,6 +107,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
 
     deinit {
         if !isShutDown { Glibc.close(epollFD) }
+        readScratchStorage?.deallocate()
     }
 
     /// sendfile(2) has no MSG_NOSIGNAL: a peer that hangs up mid-file would kill the process

@@ -15,6 +15,9 @@ public struct RingBuffer: ~Copyable {
     public private(set) var readableBytes: Int
     public let minimumCapacity: Int
     public let maximumCapacity: Int
+    /// False while the ring lends bytes it does not own (`init(borrowing:)`): those are never
+    /// freed, and the first write or resize moves what is readable into storage of its own.
+    private var ownsStorage = true
 
     /// - Parameters:
     ///   - minimumCapacity: capacity allocated on first use and kept when shrinking.
@@ -29,13 +32,29 @@ public struct RingBuffer: ~Copyable {
         self.readableBytes = 0
     }
 
+    /// A ring whose readable bytes are `bytes`, in place (no copy): for handing a piece that
+    /// already lies in another buffer to code that parses a `RingBuffer`. The caller keeps
+    /// `bytes` alive and unchanged for the ring's life and takes over what is left readable.
+    public init(borrowing bytes: UnsafeMutableRawBufferPointer, maximumCapacity: Int = 1 << 20) {
+        precondition(bytes.count > 0)
+        minimumCapacity = 4096
+        self.maximumCapacity = Self.powerOfTwo(atLeast: max(maximumCapacity, 4096))
+        storage = bytes.baseAddress
+        // Indices wrap at a power of two; the readable bytes [0, count) never reach the wrap.
+        capacity = Self.powerOfTwo(atLeast: bytes.count)
+        head = 0
+        readableBytes = bytes.count
+        ownsStorage = false
+    }
+
     deinit {
-        storage?.deallocate()
+        if ownsStorage { storage?.deallocate() }
     }
 
     /// Moves the readable bytes out with their storage (no copy), leaving this ring empty: for
     /// handing a socket's unread bytes to another loop along with the socket.
     public mutating func take() -> RingBuffer {
+        precondition(ownsStorage, "a ring lending bytes it does not own cannot give them away")
         var taken = RingBuffer(minimumCapacity: minimumCapacity, maximumCapacity: maximumCapacity)
         (taken.storage, taken.capacity, taken.head, taken.readableBytes) = (storage, capacity, head, readableBytes)
         (storage, capacity, head, readableBytes) = (nil, 0, 0, 0)
@@ -145,10 +164,11 @@ public struct RingBuffer: ~Copyable {
     /// below the minimum; frees the storage altogether when empty and `releaseWhenEmpty`.
     public mutating func shrink(releaseWhenEmpty: Bool = false) {
         if readableBytes == 0 && releaseWhenEmpty {
-            storage?.deallocate()
+            if ownsStorage { storage?.deallocate() }
             storage = nil
             capacity = 0
             head = 0
+            ownsStorage = true
             return
         }
         var target = capacity
@@ -159,7 +179,8 @@ public struct RingBuffer: ~Copyable {
     private mutating func resize(to newCapacity: Int) {
         let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
         copyBytes(into: UnsafeMutableRawBufferPointer(start: newStorage, count: readableBytes))
-        storage?.deallocate()
+        if ownsStorage { storage?.deallocate() }
+        ownsStorage = true
         storage = newStorage
         capacity = newCapacity
         head = 0
@@ -195,6 +216,8 @@ public struct RingBuffer: ~Copyable {
         _ body: (UnsafeMutableRawBufferPointer, UnsafeMutableRawBufferPointer) throws -> Int
     ) rethrows -> Int {
         if capacity == 0 { resize(to: minimumCapacity) }
+        // The free space of a borrowed ring is not ours to write.
+        if !ownsStorage { resize(to: max(minimumCapacity, capacity)) }
         let base = storage!
         let tail = (head + readableBytes) & (capacity - 1)
         let free = capacity - readableBytes

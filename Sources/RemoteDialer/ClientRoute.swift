@@ -90,6 +90,8 @@ public struct ClientRoute {
 
         var timer: TimerID?
         let loop = exchange.loop
+        // The exchange's event handler pauses the exchange itself; weak, since the exchange holds the handler.
+        weak var pausable: HTTPClientExchange?
         let upstream = HTTPClientExchange(stream: upstreamStream, request: request) { event in
             switch event {
             case .head(let head):
@@ -100,7 +102,9 @@ public struct ClientRoute {
                 exchange.writeHead(response)
             case .bodyPiece(let piece):
                 exchange.writeBody(piece)
-                if !exchange.isWritable { upstreamStream.pauseReading() }
+                // The rest of what arrived stays in the tunnelled connection's buffer (where it
+                // sends Pause) rather than all going into the requester's write queue.
+                if !exchange.isWritable { pausable?.pauseResponse() }
             case .end:
                 if let timer { loop.cancelTimer(timer) }
                 exchange.end()
@@ -114,7 +118,8 @@ public struct ClientRoute {
                 }
             }
         }
-        exchange.onWritable = { upstreamStream.resumeReading() }
+        pausable = upstream
+        exchange.onWritable = { upstream.resumeResponse() }
         exchange.onBodyPiece = { piece in
             upstream.writeBody(piece)
             if !upstream.isWritable { exchange.pauseBody() }

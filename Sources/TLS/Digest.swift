@@ -1,7 +1,8 @@
 import CTLS
 
-/// Hashes, base64 and randomness from libcrypto (the WebSocket handshake needs SHA-1 + base64;
-/// client frame masks need random keys).
+/// Hashes, base64 and randomness (the WebSocket handshake needs SHA-1 + base64; client frame
+/// masks need random keys). SHA-256 comes from libcrypto; the rest is done without it, so a
+/// process that never uses TLS never loads OpenSSL.
 public enum Digest {
     public static func sha1(_ bytes: some Collection<UInt8>) -> [UInt8] {
         hash(bytes, length: 20, ctls_sha1)
@@ -22,7 +23,7 @@ public enum Digest {
     /// Fills `buffer` with cryptographically strong random bytes.
     public static func randomBytes(_ buffer: UnsafeMutableRawBufferPointer) {
         guard buffer.count > 0 else { return }
-        precondition(ctls_random_bytes(buffer.baseAddress, Int32(buffer.count)) == 1, "RAND_bytes failed")
+        precondition(ctls_random_bytes(buffer.baseAddress, Int32(buffer.count)) == 1, "getrandom failed")
     }
 
     public static func hex(_ bytes: some Collection<UInt8>) -> String {

@@ -1,19 +1,33 @@
 import CTLS
+import Reactor
 
 public enum TLSRole: Sendable { case client, server }
 
 /// An OpenSSL SSL_CTX built from a configuration: certificates loaded and verified once,
 /// shared by every connection (OpenSSL makes SSL_CTX safe to share once configured).
 /// The same context serves either role; the role is chosen per connection.
-public final class TLSContext: @unchecked Sendable {  // immutable after init; SSL_CTX is thread-safe for SSL_new
-    let context: OpaquePointer
+///
+/// A configuration that names files (certificates, keys, CAs) is built at once, so a bad file
+/// fails at startup. One that names none (a plain client trusting the system store) is built by
+/// the first connection: the programs make such contexts at startup for peers and upstreams
+/// they may never reach, and building one loads OpenSSL (~4 MB of RSS) into a process that
+/// otherwise never uses TLS.
+public final class TLSContext: @unchecked Sendable {  // `built` is guarded by `lock`; the rest is immutable
     public let configuration: TLSConfiguration
-    /// The ALPN list the server callback reads; lives exactly as long as the SSL_CTX.
+    /// The ALPN protocols in wire format; the server callback reads `alpnList`, which lives
+    /// exactly as long as the SSL_CTX.
+    private let wire: [UInt8]
     private let alpnList: UnsafeMutablePointer<ctls_alpn_list>
     private let alpnWire: UnsafeMutableBufferPointer<UInt8>
-    /// Mutual TLS: the roots client certificates must chain to (an X509_STORE), kept apart from
-    /// the context's own store; nil when servers request no client certificate.
-    let clientCertificateRoots: OpaquePointer?
+    private let lock = Lock()
+    private var built: Built?
+
+    struct Built {
+        let context: OpaquePointer
+        /// Mutual TLS: the roots client certificates must chain to (an X509_STORE), kept apart
+        /// from the context's own store; nil when servers request no client certificate.
+        let clientCertificateRoots: OpaquePointer?
+    }
 
     public init(_ configuration: TLSConfiguration) throws(TLSError) {
         var wire: [UInt8] = []
@@ -22,24 +36,48 @@ public final class TLSContext: @unchecked Sendable {  // immutable after init; S
             wire.append(UInt8(name.utf8.count))
             wire += name.utf8
         }
-        ctls_clear_errors()
-        guard let context = SSL_CTX_new(TLS_method()) else { throw TLSEngine.lastError("SSL_CTX_new") }
-        self.context = context
         self.configuration = configuration
-        var clientCertificateRoots: OpaquePointer?
-        if let clientCAFile = configuration.clientCAFile {
-            clientCertificateRoots = X509_STORE_new()
-            guard let roots = clientCertificateRoots, X509_STORE_load_file(roots, clientCAFile) == 1 else {
-                X509_STORE_free(clientCertificateRoots)
-                SSL_CTX_free(context)
-                throw TLSEngine.lastError("loading client CA file \(clientCAFile)")
-            }
-        }
-        self.clientCertificateRoots = clientCertificateRoots
+        self.wire = wire
         alpnWire = .allocate(capacity: wire.count)
         _ = alpnWire.initialize(from: wire)
         alpnList = .allocate(capacity: 1)
         alpnList.initialize(to: ctls_alpn_list(protocols: alpnWire.baseAddress, length: UInt32(wire.count)))
+        if configuration.caFile != nil || configuration.certificateChainFile != nil || configuration.clientCAFile != nil {
+            built = try build()
+        }
+    }
+
+    /// The SSL_CTX, built on first use if `init` did not build it.
+    func prepared() throws(TLSError) -> Built {
+        try lock.withLock { () throws(TLSError) -> Built in
+            if let built { return built }
+            let fresh = try build()
+            built = fresh
+            return fresh
+        }
+    }
+
+    private func build() throws(TLSError) -> Built {
+        ctls_clear_errors()
+        guard let context = SSL_CTX_new(TLS_method()) else { throw TLSEngine.lastError("SSL_CTX_new") }
+        var clientCertificateRoots: OpaquePointer?
+        do throws(TLSError) {
+            try configure(context, clientCertificateRoots: &clientCertificateRoots)
+        } catch {
+            X509_STORE_free(clientCertificateRoots)
+            SSL_CTX_free(context)
+            throw error
+        }
+        return Built(context: context, clientCertificateRoots: clientCertificateRoots)
+    }
+
+    private func configure(_ context: OpaquePointer, clientCertificateRoots: inout OpaquePointer?) throws(TLSError) {
+        if let clientCAFile = configuration.clientCAFile {
+            clientCertificateRoots = X509_STORE_new()
+            guard let roots = clientCertificateRoots, X509_STORE_load_file(roots, clientCAFile) == 1 else {
+                throw TLSEngine.lastError("loading client CA file \(clientCAFile)")
+            }
+        }
         ctls_ctx_set_stream_mode(context)
         ctls_ctx_set_secure_options(context)
         _ = configuration.minimumVersion == .tls13 ? ctls_ctx_set_min_tls13(context) : ctls_ctx_set_min_tls12(context)
@@ -76,8 +114,10 @@ public final class TLSContext: @unchecked Sendable {  // immutable after init; S
     }
 
     deinit {
-        SSL_CTX_free(context)
-        X509_STORE_free(clientCertificateRoots)
+        if let built {
+            SSL_CTX_free(built.context)
+            X509_STORE_free(built.clientCertificateRoots)
+        }
         alpnList.deallocate()
         alpnWire.deallocate()
     }

@@ -26,8 +26,9 @@ public final class TLSEngine {
     /// A client verifies the server against `serverName` (or the configuration's); without a name
     /// it refuses to start unless the configuration says `insecureSkipVerify`.
     public init(context: TLSContext, role: TLSRole, serverName: String? = nil) throws(TLSError) {
+        let built = try context.prepared()
         ctls_clear_errors()
-        guard let ssl = SSL_new(context.context) else { throw Self.lastError("SSL_new") }
+        guard let ssl = SSL_new(built.context) else { throw Self.lastError("SSL_new") }
         self.ssl = ssl
         self.context = context
         self.role = role
@@ -36,7 +37,7 @@ public final class TLSEngine {
         SSL_set_bio(ssl, inbound, outbound)  // the SSL owns both BIOs now
         if role == .server {
             SSL_set_accept_state(ssl)
-            if let roots = context.clientCertificateRoots {
+            if let roots = built.clientCertificateRoots {
                 let required = context.configuration.clientCertificateOptional ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT
                 SSL_set_verify(ssl, SSL_VERIFY_PEER | required, nil)
                 guard ctls_set1_verify_store(ssl, roots) == 1 else { throw Self.lastError("setting the client CA store") }

@@ -105,6 +105,17 @@ public final class TunnelConnection: ByteStream {
         statistics.bytesReceived += piece.count
         if case .pipe(let stream) = consumer, inbound.isEmpty {
             stream.write(piece)  // the socket takes it, or its write queue copies what it cannot
+        } else if case .handler(let handler) = consumer, inbound.isEmpty, !readingPaused, piece.count > 0 {
+            // The handler parses the piece where it lies in the WebSocket's buffer; only what it
+            // leaves unconsumed is copied into `inbound` (was: every byte, then offered).
+            var lent = RingBuffer(borrowing: UnsafeMutableRawBufferPointer(mutating: piece), maximumCapacity: inbound.maximumCapacity)
+            handler.streamDidRead(self, &lent)
+            guard isOpen else { return }
+            let kept = lent.withReadableRegions { inbound.append($0) && inbound.append($1) }
+            if !kept { return fail(TunnelError.inboundBufferExceeded(limit: inbound.maximumCapacity), notifyRemote: true) }
+            statistics.maxBufferedInbound = max(statistics.maxBufferedInbound, inbound.readableBytes)
+            updateInboundPressure()
+            return
         } else if !inbound.append(piece) {
             return fail(TunnelError.inboundBufferExceeded(limit: inbound.maximumCapacity), notifyRemote: true)
         }
@@ -178,7 +189,11 @@ public final class TunnelConnection: ByteStream {
         loop.assertInLoop()
         guard readingPaused else { return }
         readingPaused = false
-        loop.runSoon { [self] in if isOpen && !readingPaused && (!inbound.isEmpty || inboundEOF) { offerInbound() } }
+        loop.runSoon { [self] in
+            guard isOpen && !readingPaused else { return }
+            // Nothing buffered: still the moment to send the Resume our pause may have caused.
+            if !inbound.isEmpty || inboundEOF { offerInbound() } else { updateInboundPressure() }
+        }
     }
 
     // MARK: Closing

@@ -1,6 +1,5 @@
-/// XORs payload bytes with the 4-byte masking key (RFC 6455 §5.3), 32 bytes per step as four
-/// independent 8-byte words (the compiler turns these into vector loads and stores), then 8, then
-/// single bytes for the tail. `offset` is the payload position of `bytes[0]`, so a payload
+/// XORs payload bytes with the 4-byte masking key (RFC 6455 §5.3), 64 bytes per step as vectors,
+/// then 8, then single bytes for the tail. `offset` is the payload position of `bytes[0]`, so a payload
 /// unmasked in pieces (across a ring's wrap point or reads) lines up with the key.
 public enum Masking {
     public static func apply(key: UInt32, offset: Int, to bytes: UnsafeMutableRawBufferPointer) {
@@ -28,16 +27,15 @@ public enum Masking {
     @inline(__always)
     private static func xor(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int, word: UInt64) {
         var index = 0
-        while index + 32 <= count {
-            let a = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            let b = source.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self)
-            let c = source.loadUnaligned(fromByteOffset: index + 16, as: UInt64.self)
-            let d = source.loadUnaligned(fromByteOffset: index + 24, as: UInt64.self)
-            destination.storeBytes(of: a ^ word, toByteOffset: index, as: UInt64.self)
-            destination.storeBytes(of: b ^ word, toByteOffset: index + 8, as: UInt64.self)
-            destination.storeBytes(of: c ^ word, toByteOffset: index + 16, as: UInt64.self)
-            destination.storeBytes(of: d ^ word, toByteOffset: index + 24, as: UInt64.self)
-            index += 32
+        // Vector types, not four UInt64s: the compiler left those scalar (12 instructions per 32
+        // bytes under callgrind); these become 16-byte loads, XORs and stores.
+        let vector = SIMD4<UInt64>(repeating: word)
+        while index + 64 <= count {
+            let a = source.loadUnaligned(fromByteOffset: index, as: SIMD4<UInt64>.self)
+            let b = source.loadUnaligned(fromByteOffset: index + 32, as: SIMD4<UInt64>.self)
+            destination.storeBytes(of: a ^ vector, toByteOffset: index, as: SIMD4<UInt64>.self)
+            destination.storeBytes(of: b ^ vector, toByteOffset: index + 32, as: SIMD4<UInt64>.self)
+            index += 64
         }
         while index + 8 <= count {
             let value = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)

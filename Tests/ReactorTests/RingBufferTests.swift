@@ -9,6 +9,26 @@ import Testing
         #expect(ring.maximumCapacity == 8192)
     }
 
+    /// A borrowed ring reads the lender's bytes in place; a write moves what is readable into its
+    /// own storage and leaves the lender's bytes alone.
+    @Test func borrowedRingReadsInPlaceAndCopiesOnWrite() {
+        var lender: [UInt8] = Array(0..<100)
+        lender.withUnsafeMutableBytes { bytes in
+            var ring = RingBuffer(borrowing: bytes, maximumCapacity: 1 << 16)
+            #expect(ring.readableBytes == 100)
+            ring.withReadableRegions { a, b in
+                #expect(a.baseAddress == UnsafeRawPointer(bytes.baseAddress))
+                #expect(a.count == 100 && b.isEmpty)
+            }
+            ring.consume(90)
+            #expect(ring.bytes() == Array(90..<100))
+            #expect(append(&ring, [200, 201]))
+            #expect(ring.bytes() == Array(90..<100) + [200, 201])
+            ring.withReadableRegions { a, _ in #expect(a.baseAddress != UnsafeRawPointer(bytes.baseAddress)) }
+        }
+        #expect(lender == Array(0..<100))
+    }
+
     @Test func appendConsumeAcrossTheWrapPoint() {
         var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 16)
         #expect(append(&ring, Array(0..<12 as Range<UInt8>)))

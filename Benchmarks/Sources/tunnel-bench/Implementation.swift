@@ -67,6 +67,10 @@ final class RunningTunnel {
     /// curl's options for this tunnel's URLs (the test CA under wss).
     let curlOptions: [String]
     private let scheme: String
+    /// RSS of each program once the tunnel serves and has settled, before any scenario runs:
+    /// what an idle deployment costs.
+    private(set) var serverIdleRSSBytes = 0
+    private(set) var clientIdleRSSBytes = 0
 
     init(_ implementation: Implementation, sourcePort: UInt16, workDirectory: URL, pki: TestPKI? = nil) throws {
         self.implementation = implementation
@@ -94,7 +98,12 @@ final class RunningTunnel {
             throw error
         }
         while true {
-            if waitUntilServing(url(sourcePort: sourcePort, path: "small"), curlOptions: curlOptions, while: client) { return }
+            if waitUntilServing(url(sourcePort: sourcePort, path: "small"), curlOptions: curlOptions, while: client) {
+                usleep(500_000)
+                serverIdleRSSBytes = server.rssBytes
+                clientIdleRSSBytes = client.rssBytes
+                return
+            }
             guard !client.isRunning, attempt < Self.clientAttempts, let restarted = try? startClient() else { break }
             attempt += 1
             client = restarted

@@ -26,6 +26,7 @@ let bulkColumns = [
     Column(key: "mb_per_s", label: "throughput", unit: "MB/s"),
     Column(key: "server_cpu_per_gib", label: "srv CPU", unit: "s/GiB"), Column(key: "client_cpu_per_gib", label: "cli CPU", unit: "s/GiB"),
     Column(key: "server_peak_rss_mib", label: "srv peak RSS", unit: "MiB"), Column(key: "client_peak_rss_mib", label: "cli peak RSS", unit: "MiB"),
+    Column(key: "server_idle_rss_mib", label: "srv idle RSS", unit: "MiB"), Column(key: "client_idle_rss_mib", label: "cli idle RSS", unit: "MiB"),
 ]
 let bulkSpec = ScenarioSpec(name: "bulk", columns: bulkColumns, primary: "mb_per_s",
                             charted: ["mb_per_s", "server_cpu_per_gib", "client_cpu_per_gib"])
@@ -89,6 +90,8 @@ func bulk(_ tunnel: RunningTunnel, source: SourceServer, settings: Settings) thr
         "client_cpu_per_gib": (tunnel.client.cpuSeconds - clientCPU) / gib,
         "server_peak_rss_mib": Double(tunnel.server.peakRSSBytes) / 1048576,
         "client_peak_rss_mib": Double(tunnel.client.peakRSSBytes) / 1048576,
+        "server_idle_rss_mib": Double(tunnel.serverIdleRSSBytes) / 1048576,
+        "client_idle_rss_mib": Double(tunnel.clientIdleRSSBytes) / 1048576,
     ]
 }
 
@@ -117,7 +120,9 @@ func rps(_ url: String, settings: Settings, scratch: URL) throws -> Metrics {
     return metrics
 }
 
-/// M concurrent downloads in one curl process; per-transfer times give fairness.
+/// M concurrent downloads in one curl process; per-transfer times give fairness. `server`, if
+/// given, should be fresh (no bulk run before): memory an allocator kept from an earlier burst
+/// would hide what the connections cost.
 func concurrentDownloads(_ url: String, settings: Settings, server: ChildProcess?) throws -> Metrics {
     let idleRSS = server?.rssBytes ?? 0
     server?.resetPeakRSS()

@@ -151,7 +151,11 @@ for round in 1...repeats {
                         if requests > 0 { metrics["server_cpu_per_10k"] = (tunnel.server.cpuSeconds - serverCPU) / requests * 10_000 }
                         reports["rps"]!.add(implementation.name, metrics)
                     case "conns":
-                        reports["conns"]!.add(implementation.name, try concurrentDownloads(tunnel.url(sourcePort: source.port, path: "part"), settings: settings, server: tunnel.server))
+                        // A tunnel of its own: the bulk run's memory, kept by the allocator, would
+                        // otherwise absorb the connections' buffers (0 KiB per connection).
+                        let fresh = try RunningTunnel(implementation, sourcePort: source.port, workDirectory: scratch)
+                        defer { fresh.stop() }
+                        reports["conns"]!.add(implementation.name, try concurrentDownloads(fresh.url(sourcePort: source.port, path: "part"), settings: settings, server: fresh.server))
                     case "sessions":
                         reports["sessions"]!.add(implementation.name, try idleSessions(implementation, sourcePort: source.port, settings: settings, scratch: scratch))
                     default: break

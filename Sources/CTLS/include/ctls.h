@@ -1,7 +1,8 @@
 #ifndef CTLS_H
 #define CTLS_H
 // The few OpenSSL entry points Swift cannot reach directly (macros) plus digest helpers.
-// Everything else is called from Swift; the TLS logic lives there.
+// Everything else is called from Swift; the TLS logic lives there. OpenSSL itself is loaded on
+// first use (openssl_lazy.c): only the functions forwarded there may be called.
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -15,7 +16,7 @@ void ctls_sha1(const void *bytes, size_t length, unsigned char *digest);
 void ctls_sha256(const void *bytes, size_t length, unsigned char *digest);
 /// Standard base64 with padding; `output` needs 4 * ((length + 2) / 3) + 1 bytes. Returns the length written.
 int ctls_base64_encode(const void *bytes, size_t length, char *output);
-/// Cryptographically strong random bytes; returns 1 on success.
+/// Cryptographically strong random bytes (getrandom(2)); returns 1 on success.
 int ctls_random_bytes(void *bytes, int length);
 
 
