@@ -22,44 +22,50 @@ struct PeerScaleEndToEndTests {
         let residentBefore = (a: serverA.residentBytes, b: serverB.residentBytes)
 
         let keys = (0..<5_000).map { "cluster-\($0)" }
-        let group = try ReactorGroup(loopCount: 1, name: "scale-clients")
-        defer { group.shutdown() }
-        let loop = group.loops[0]
-        let connected = SessionCount()
-        let url = try WebSocketURL("ws://127.0.0.1:\(portA)/connect")
-        let start = ContinuousClock.now
-        let clients = loop.runBlocking {
-            keys.map { key in
-                let client = RemoteDialerClient(loop: loop, url: url, headers: [(TunnelHeaders.clientID, key)])
-                client.logger.logLevel = .critical
-                client.onConnect = { _ in connected.increment() }
-                client.start()
-                return client
+        let descriptorsBefore = openFileDescriptorCount()
+        do {  // the clients and their loop end with this scope
+            let group = try ReactorGroup(loopCount: 1, name: "scale-clients")
+            defer { group.shutdown() }
+            let loop = group.loops[0]
+            let connected = SessionCount()
+            let url = try WebSocketURL("ws://127.0.0.1:\(portA)/connect")
+            let start = ContinuousClock.now
+            let clients = loop.runBlocking {
+                keys.map { key in
+                    let client = RemoteDialerClient(loop: loop, url: url, headers: [(TunnelHeaders.clientID, key)])
+                    client.logger.logLevel = .critical
+                    client.onConnect = { _ in connected.increment() }
+                    client.start()
+                    return client
+                }
             }
-        }
-        defer { loop.runBlocking { for client in clients { client.stop() } } }
+            defer { loop.runBlocking { for client in clients { client.stop() } } }
 
-        try #require(waitUntil(seconds: 120) { connected.value == keys.count }, "\(connected.value) of \(keys.count) sessions connected")
-        let connectTime = ContinuousClock.now - start
-        let allAnnounced = waitUntil(seconds: 60) { announcedByA(toPeerOn: portB) == keys.count }
-        let announceTime = ContinuousClock.now - start
-        #expect(allAnnounced, "B lists \(announcedByA(toPeerOn: portB) ?? -1) of \(keys.count) keys announced by A")
-        let residentAfter = (a: serverA.residentBytes, b: serverB.residentBytes)
-        print("""
-            #45129 with two servers: \(keys.count) client sessions up on A \(connectTime) after the first dial, all announced to B \
-            after \(announceTime); RSS A \(residentBefore.a >> 20) -> \(residentAfter.a >> 20) MiB \
-            (\((residentAfter.a - residentBefore.a) / keys.count) bytes a session), B \(residentBefore.b >> 20) -> \(residentAfter.b >> 20) MiB \
-            (\((residentAfter.b - residentBefore.b) / keys.count) bytes an announced key)
-            """)
+            try #require(waitUntil(seconds: 120) { connected.value == keys.count }, "\(connected.value) of \(keys.count) sessions connected")
+            let connectTime = ContinuousClock.now - start
+            let allAnnounced = waitUntil(seconds: 60) { announcedByA(toPeerOn: portB) == keys.count }
+            let announceTime = ContinuousClock.now - start
+            #expect(allAnnounced, "B lists \(announcedByA(toPeerOn: portB) ?? -1) of \(keys.count) keys announced by A")
+            let residentAfter = (a: serverA.residentBytes, b: serverB.residentBytes)
+            print("""
+                #45129 with two servers: \(keys.count) client sessions up on A \(connectTime) after the first dial, all announced to B \
+                after \(announceTime); RSS A \(residentBefore.a >> 20) -> \(residentAfter.a >> 20) MiB \
+                (\((residentAfter.a - residentBefore.a) / keys.count) bytes a session), B \(residentBefore.b >> 20) -> \(residentAfter.b >> 20) MiB \
+                (\((residentAfter.b - residentBefore.b) / keys.count) bytes an announced key)
+                """)
 
-        // Through B, which has no client of its own: every request crosses the peer link to A.
-        let sample = stride(from: 0, to: keys.count, by: 97).map { keys[$0] } + [keys[keys.count - 1]]
-        var failures: [String] = []
-        for key in sample {
-            let answer = try curl([deployment.url(portB, client: key)])
-            if answer.status != 200 || answer.body != deployment.file { failures.append("\(key): HTTP \(answer.status), \(answer.body.count) bytes") }
+            // Through B, which has no client of its own: every request crosses the peer link to A.
+            let sample = stride(from: 0, to: keys.count, by: 97).map { keys[$0] } + [keys[keys.count - 1]]
+            var failures: [String] = []
+            for key in sample {
+                let answer = try curl([deployment.url(portB, client: key)])
+                if answer.status != 200 || answer.body != deployment.file { failures.append("\(key): HTTP \(answer.status), \(answer.body.count) bytes") }
+            }
+            #expect(failures.isEmpty, "\(failures.count) of \(sample.count) sampled keys failed through B: \(failures.prefix(3))")
         }
-        #expect(failures.isEmpty, "\(failures.count) of \(sample.count) sampled keys failed through B: \(failures.prefix(3))")
+        var descriptors = 0
+        #expect(waitUntil(seconds: 30) { descriptors = openFileDescriptorCount(); return descriptors <= descriptorsBefore },
+                "\(descriptors) descriptors open after the clients stopped, \(descriptorsBefore) before")
         let unknown = try curl([deployment.url(portB, client: "cluster-\(keys.count)")])
         #expect(String(decoding: unknown.body, as: UTF8.self).hasSuffix("failed to find Session for client cluster-\(keys.count)"))
     }
