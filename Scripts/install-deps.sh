@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine, only when missing:
 # libssl-dev (the TLS shim), openssl, curl, redis-server and redis-tools (test peers), wrk (load
-# generator for benchmarks), socat (the two-relay ceiling in the tunnel harness), python3 websockets, prometheus_client and PySocks (interop peers /
-# parsers in tests), chromium (the status page loaded in a real browser).
+# generator for benchmarks and the soak), iproute2 and nftables (the WAN link in network
+# namespaces, Scripts/wan.sh), socat (the two-relay ceiling in the tunnel harness), python3
+# websockets, prometheus_client and PySocks (interop peers / parsers in tests), chromium (the
+# status page loaded in a real browser).
 set -euo pipefail
 
 missing=()
-for package in libssl-dev openssl curl wrk socat python3-pip redis-server redis-tools chromium; do
+for package in libssl-dev openssl curl wrk iproute2 nftables socat python3-pip redis-server redis-tools chromium; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

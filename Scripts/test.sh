@@ -18,3 +18,7 @@ swift test --skip-build --sanitize=thread --scratch-path .build-tsan --no-parall
 bash Scripts/chaos.sh 3
 # libFuzzer on every target (Scripts/fuzz.sh), 20 s each (bounded).
 bash Scripts/fuzz.sh 20
+# The WAN (Scripts/wan.sh): network namespaces, a 50 Mbit/s link with 1% loss, a 90 s outage (about 2.5 min; skipped, with the reason, without root).
+bash Scripts/wan.sh
+# Soak (Scripts/soak.sh): bulk, rps, session churn and peers for 2 minutes; RSS and fds must settle.
+bash Scripts/soak.sh 2
