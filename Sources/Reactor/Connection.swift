@@ -24,6 +24,8 @@ public final class Connection: ByteStream, IOEventHandler {
     private var readEOF = false
     /// Handed to another loop (`migrate`): closed here, its unread bytes kept for the move.
     private var migrating = false
+    /// Past the first read (see `ConnectionOptions.firstReadMaximum`).
+    private var hasRead = false
     private var shutdownWriteRequested = false
     private var writeShutDown = false
     private var closeAfterFlushRequested = false
@@ -160,7 +162,8 @@ public final class Connection: ByteStream, IOEventHandler {
     /// into this connection's ring. Returns (bytes read, bytes asked for), nil when reading stops.
     private func readIntoLoopScratch() -> (Int, Int)? {
         let scratch = loop.readScratch
-        let limit = min(scratch.count, readBuffer.maximumCapacity)
+        let limit = min(scratch.count, readBuffer.maximumCapacity, hasRead ? .max : options.firstReadMaximum)
+        hasRead = true
         let target = UnsafeMutableRawBufferPointer(rebasing: scratch[..<limit])
         guard let n = handleReadResult(Syscall.read(fd, target, UnsafeMutableRawBufferPointer(start: nil, count: 0))) else { return nil }
         var lent = RingBuffer(borrowing: UnsafeMutableRawBufferPointer(rebasing: scratch[..<n]), maximumCapacity: readBuffer.maximumCapacity)

@@ -4,6 +4,10 @@ public struct ConnectionOptions: Sendable {
     public var readBufferMinimum = 4096
     /// The read ring never grows past this; a consumer that leaves this much unconsumed stops reading.
     public var readBufferMaximum = 256 * 1024
+    /// The first read takes at most this much: a connection's first bytes are usually a
+    /// protocol head, and its owner may decide from it (e.g. move the socket to another loop)
+    /// before more of the stream lands in this loop's memory.
+    public var firstReadMaximum = 4096
     /// `isWritable` turns false when the write queue holds more than this.
     public var writeHighWatermark = 1 << 20
     /// `isWritable` turns true again when the write queue drains below this.
