@@ -22,7 +22,11 @@ struct StatusPageBrowserTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let deadline = DispatchTime.now() + 60
-        DispatchQueue.global().asyncAfter(deadline: deadline) { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // Weak: a strong capture kept the process and its pipe open for the whole 60 s, and their
+        // descriptors closing later upset the fd counts of whichever test ran then.
+        DispatchQueue.global().asyncAfter(deadline: deadline) { [weak process] in
+            if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return text
