@@ -206,7 +206,8 @@ struct MultiLoopProgramTests {
         let downloads = try ids.map { id in
             let download = Process()
             download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            download.arguments = ["-s", "-m", "60", "--limit-rate", "2M", "-o", "/dev/null", deployment.url(port, client: id)]
+            // -f: a download cut before its head (a 500 from the server) counts as failed too.
+            download.arguments = ["-s", "-f", "-m", "60", "--limit-rate", "2M", "-o", "/dev/null", deployment.url(port, client: id)]
             try download.run()
             return download
         }
