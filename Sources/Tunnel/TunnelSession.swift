@@ -129,6 +129,9 @@ public final class TunnelSession: TunnelTransportDelegate {
     private func end(error: (any Error)?) {
         guard isOpen else { return }
         isOpen = false
+        // The rest of a message in progress (e.g. after its header failed to decode) is dropped:
+        // an ended session acts on nothing more.
+        inbound = .ignored
         if let error { logger.debug("session ended: \(error)") }
         for timer in timers { loop.cancelTimer(timer) }
         timers.removeAll()
