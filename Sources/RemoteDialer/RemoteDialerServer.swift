@@ -317,7 +317,7 @@ public final class RemoteDialerServer {
 
     public func hasSession(clientKey: String) -> Bool { directory.hasSession(clientKey: clientKey) }
     /// A dial through `clientKey` has a session to go through (ours or a peer's, on any loop).
-    public func canReach(clientKey: String) -> Bool { directory.canReach(clientKey: clientKey) || sessions.canReach(clientKey: clientKey) }
+    public func canReach(clientKey: String) -> Bool { directory.canReach(clientKey: clientKey) }
 
     /// Closes the client sessions (not peers) whose key `revoked` picks, e.g. after a token was
     /// removed from the server's list; their connections end with "tunnel disconnect".

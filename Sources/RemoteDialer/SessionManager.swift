@@ -17,10 +17,6 @@ public final class SessionManager {
 
     public var clientKeys: [String] { clients.keys.sorted() }
     public func hasSession(clientKey: String) -> Bool { !(clients[clientKey]?.isEmpty ?? true) }
-    /// True if a dial to `clientKey` would find a session: ours, or a peer's that announced it.
-    public func canReach(clientKey: String) -> Bool {
-        hasSession(clientKey: clientKey) || peers.values.joined().contains { $0.canReach(clientKey: clientKey) }
-    }
     public func sessionCount(clientKey: String, peer: Bool) -> Int { (peer ? peers : clients)[clientKey]?.count ?? 0 }
     var everySession: [TunnelSession] { Array(clients.values.joined()) + Array(peers.values.joined()) }
     public var clientSessionCount: Int { clients.values.reduce(0) { $0 + $1.count } }
