@@ -13,7 +13,14 @@ swift test --skip-build --no-parallel
 # The multi-loop server's suites under ThreadSanitizer (its own build directory; about 5 minutes
 # to build, 1 to run).
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
-swift test --skip-build --sanitize=thread --scratch-path .build-tsan --no-parallel --filter "MultiLoopServerTests|MultiLoopProgramTests"
+# Its reports go to files and are shown at the end: CI keeps only the tail of a long log.
+tsan_reports="$(mktemp -d)"
+if ! TSAN_OPTIONS="log_path=$tsan_reports/report" swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
+    --no-parallel --filter "MultiLoopServerTests|MultiLoopProgramTests"; then
+    echo "ThreadSanitizer run failed; its reports (summary lines and the top frames):"
+    grep -h -E "WARNING: ThreadSanitizer|SUMMARY|^  [A-Z].* (by|at) |^    #[0-2] " "$tsan_reports"/report.* 2>/dev/null | cut -c1-240 | head -80
+    exit 1
+fi
 # Chaos (Scripts/chaos.sh): a party killed at a random moment during transfers, three rounds (about 30 s).
 bash Scripts/chaos.sh 3
 # libFuzzer on every target (Scripts/fuzz.sh), 20 s each (bounded).

@@ -49,13 +49,11 @@ public final class AsyncByteStream: @unchecked Sendable {  // reader state is gu
     public static func connect(to address: SocketAddress, on loop: EventLoop,
                                options: ConnectOptions = ConnectOptions(),
                                streamOptions: Options = Options()) async throws -> AsyncByteStream {
-        try await withCheckedThrowingContinuation { continuation in
-            loop.execute {
-                loop.connect(to: address, options: options) { result in
-                    continuation.resume(with: result.map { AsyncByteStream($0, options: streamOptions) })
-                }
+        try await loop.submit(completing: { complete in
+            loop.connect(to: address, options: options) { result in
+                complete(result.map { AsyncByteStream($0, options: streamOptions) }.mapError { $0 })
             }
-        }
+        })
     }
 
     /// Inbound bytes received but not yet consumed (bounded by back-pressure).

@@ -44,12 +44,8 @@ public final class RemoteDialerServerGroup: Sendable {
     public func dial(clientKey: String, proto: String = "tcp", address: String) async throws -> AsyncByteStream {
         let index = directory.loopIndex(forClient: clientKey, local: 0) ?? 0
         let server = servers[index]
-        return try await withCheckedThrowingContinuation { continuation in
-            server.loop.execute {
-                continuation.resume(with: Result {
-                    AsyncByteStream(try server.value.dial(clientKey: clientKey, proto: proto, address: address))
-                })
-            }
+        return try await server.loop.submit {
+            AsyncByteStream(try server.value.dial(clientKey: clientKey, proto: proto, address: address))
         }
     }
 }
