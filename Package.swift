@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "TunnelTests", dependencies: ["TestSupport", "Tunnel", "HTTP", "WebSocket"]),
         .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", "TLS", .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "Metrics", package: "swift-metrics")]),
-        .target(name: "ProgramSupport", dependencies: ["HTTP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .target(name: "ProgramSupport", dependencies: ["CSystem", "HTTP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                       .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "remotedialer-server", dependencies: [
             "RemoteDialer", "ProgramSupport", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser"),

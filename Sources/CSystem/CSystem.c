@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include "CSystem.h"
 #include <sys/socket.h>
 #include <sys/sendfile.h>
@@ -17,4 +18,8 @@ long csystem_sendfile(int out_fd, int in_fd, long long *offset, unsigned long co
 
 int csystem_gettid(void) {
     return (int)gettid();
+}
+
+int csystem_set_mmap_threshold(int bytes) {
+    return mallopt(M_MMAP_THRESHOLD, bytes);
 }

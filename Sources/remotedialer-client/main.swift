@@ -35,6 +35,7 @@ struct ClientCommand: ParsableCommand {
     var key: String?
 
     func run() throws {
+        settleMemoryAllocator()
         bootstrapLogging(debug: debug, format: logFormat)
         let logger = Logger(label: "remotedialer-client")
         let url = try WebSocketURL(connect)

@@ -99,6 +99,7 @@ struct ServerCommand: ParsableCommand {
     var drainTimeout = FlagDuration(argument: "30s")!
 
     func run() throws {
+        settleMemoryAllocator()
         bootstrapLogging(debug: debug, format: logFormat)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

@@ -21,4 +21,7 @@ long csystem_sendfile(int out_fd, int in_fd, long long *offset, unsigned long co
 /// The calling thread's kernel thread id (gettid), used for loop-confinement checks in logs.
 int csystem_gettid(void);
 
+/// mallopt(M_MMAP_THRESHOLD, bytes): <malloc.h> is not in the Glibc module.
+int csystem_set_mmap_threshold(int bytes);
+
 #endif
