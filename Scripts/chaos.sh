@@ -15,6 +15,7 @@
 # usage: Scripts/chaos.sh [ROUNDS] (default 3); CHAOS_VICTIM=a|b|client|target|requester picks the party.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Scripts/lib.sh
 export PATH="/opt/swift/usr/bin:$PATH"
 rounds="${1:-3}"
 swift build >/dev/null
@@ -50,20 +51,14 @@ start() {  # start NAME: (re)starts one party and records its pid
 reachable() {  # reachable PORT: foo's target answers a one-byte range through that server
     [ "$(curl -s -o /dev/null -w '%{http_code}' -r 0-0 --max-time 5 "$(url "$1")")" = 206 ]
 }
-linked() {  # linked SERVER PEER: the server's own links to its peer (one per loop) are all up, as its admin API says
-    local port
-    port=$([ "$1" = a ] && echo "$port_a" || echo "$port_b")
-    curl -s --max-time 5 "http://127.0.0.1:$port/api/peers" | grep -q "\"id\":\"$2\",\"url\":\"[^\"]*\",\"state\":\"connected\""
-}
 wait_ready() {  # wait_ready SECONDS: both peer links up, both servers route to foo; prints the seconds taken
     local start=$SECONDS
-    while ! { linked a b && linked b a && reachable "$port_a" && reachable "$port_b"; }; do
+    while ! { peer_linked "$port_a" b && peer_linked "$port_b" a && reachable "$port_a" && reachable "$port_b"; }; do
         if ((SECONDS - start > $1)); then return 1; fi
         sleep 0.1
     done
     echo $((SECONDS - start))
 }
-fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
 failures=0
 fail() {  # keeps the round's logs in bench-results/chaos

@@ -17,6 +17,7 @@
 # usage: Scripts/soak.sh MINUTES [DIR]   (DIR: default bench-results/soak)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Scripts/lib.sh
 export PATH="/opt/swift/usr/bin:$PATH"
 minutes="${1:?usage: Scripts/soak.sh MINUTES [DIR]}"
 out="${2:-bench-results/soak}"
@@ -53,16 +54,9 @@ pid_of[b]=$!
 pid_of[client]=$!
 url() { echo "http://127.0.0.1:$1/client/$2/http/127.0.0.1:$port_t/$3?timeout=60"; }
 reachable() { [ "$(curl -s -o /dev/null -w '%{http_code}' -r 0-0 --max-time 5 "$(url "$1" "$2" small)")" = 206 ]; }
-wait_for() {  # wait_for SECONDS COMMAND...
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.1
-    done
-}
-wait_for 30 reachable "$port_a" foo && wait_for 30 reachable "$port_b" foo || { echo "soak: FAIL: foo never reachable through A and B"; tail -5 "$work"/*.log; exit 1; }
-fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+# Idle is measured once every loop's peer links are up (each is an fd on both servers).
+ready() { peer_linked "$port_a" b && peer_linked "$port_b" a && reachable "$port_a" foo && reachable "$port_b" foo; }
+wait_for 30 ready || { echo "soak: FAIL: peer links not up or foo not reachable through A and B within 30 s"; tail -5 "$work"/*.log; exit 1; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 settled_fds() {  # the fd count once it stops moving
     local previous current

@@ -16,6 +16,7 @@
 # usage: Scripts/wan.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Scripts/lib.sh
 export PATH="/opt/swift/usr/bin:$PATH"
 
 skip() { echo "wan: SKIP: $*"; exit 0; }
@@ -93,14 +94,6 @@ fail() {
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 reachable() { [ "$(in_server curl -s -o /dev/null -w '%{http_code}' -r 0-0 --max-time 5 "$(tunnel_url part 5)")" = 206 ]; }
-wait_for() {  # wait_for SECONDS COMMAND...: polls every 0.2 s; fails after SECONDS
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
 mbps() { awk -v r="$1" 'BEGIN { printf "%.2f", r / 1e6 }'; }
 
 if ! wait_for 30 reachable; then
