@@ -29,6 +29,9 @@ public struct ServerOptions: Sendable {
     public var maxBufferedBytes = 1 << 30
     /// How often that total is measured.
     public var bufferCheckInterval: Duration = .milliseconds(250)
+    /// Target addresses counted apart per client in the connection metrics; past it they share
+    /// `addr="other"` (each address is a series kept while the client is connected).
+    public var maxMetricTargetsPerClient = 64
     public init() {}
 }
 
@@ -55,7 +58,7 @@ public final class RemoteDialerServer {
     /// Where this server listens, as reports show it (set by whoever binds the listener).
     public var listenAddress = ""
     let authorizer: Authorizer
-    let metrics = ServerMetrics()
+    let metrics: ServerMetrics
     var logger = Logger(label: "remotedialer.server")
     /// Configured peers by id: their tokens authenticate incoming peer sessions.
     private var peerTokens: [String: String] = [:]
@@ -65,9 +68,9 @@ public final class RemoteDialerServer {
     /// Client keys each peer session announced, as entered in the directory.
     private var peerRoutes: [ObjectIdentifier: Set<String>] = [:]
     let traffic = ClientTraffic()
-    private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics, traffic: traffic)
     /// Where each open session came from and since when, for the status reports.
     private(set) var sessionOrigins: [ObjectIdentifier: SessionOrigin] = [:]
+    private var sessionObservers: [ObjectIdentifier: SessionMetricsObserver] = [:]
     private var trafficSampleTimer: TimerID?
     /// Bandwidth limits: bytes per second each way for every client, and per client id.
     private var defaultClientRate: Int?
@@ -90,6 +93,7 @@ public final class RemoteDialerServer {
         self.members = members
         self.options = options
         self.authorizer = authorizer
+        self.metrics = ServerMetrics(maxTargetsPerClient: options.maxMetricTargetsPerClient)
         if options.tunnel.traceMessages { logger.logLevel = .debug }
         sessions.onSessionAdded.append { [weak self] key, sessionKey in
             self?.announceToPeers(RemoteClient(clientKey: key, sessionKey: sessionKey), added: true)
@@ -155,7 +159,6 @@ public final class RemoteDialerServer {
         }
         let session = TunnelSession(transport: transport, role: .server, clientKey: clientKey,
                                     options: tunnelOptions, logger: logger)
-        session.observer = sessionObserver
         let sessionKey = session.sessionKey
         let origin = SessionOrigin(remoteAddress: exchange.remoteAddress.map { "\($0)" } ?? "", connectedAt: Int(time(nil)))
         sessionOrigins[ObjectIdentifier(session)] = origin
@@ -171,6 +174,7 @@ public final class RemoteDialerServer {
         session.onClose = { [weak self, weak session] error in
             guard let self, let session else { return }
             sessionOrigins[ObjectIdentifier(session)] = nil
+            sessionObservers[ObjectIdentifier(session)] = nil
             if peer {
                 for key in peerRoutes.removeValue(forKey: ObjectIdentifier(session)) ?? [] { directory.removePeerRoute(key, loop: loopIndex) }
             } else {
@@ -179,13 +183,16 @@ public final class RemoteDialerServer {
             logger.info("session \(clientKey)/\(sessionKey) ended\(error.map { ": \($0)" } ?? "")", metadata: fields)
             sessions.remove(session, peer: peer)
             if !peer && !sessions.hasSession(clientKey: clientKey) { bandwidths[clientKey] = nil }
-            metrics.sessionRemoved(clientKey: clientKey, peer: peer)
+            // Peer ids are configured, so bounded: their series stay.
+            metrics.sessionRemoved(clientKey: clientKey, peer: peer, lastAnywhere: !peer && !directory.hasSession(clientKey: clientKey))
         }
         startPeriodicChecks()
         logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected", metadata: fields)
         sessions.add(session, peer: peer)
         if !peer { directory.addClient(clientKey, loop: loopIndex) }
-        metrics.sessionAdded(clientKey: clientKey, peer: peer)
+        let observer = SessionMetricsObserver(series: metrics.sessionAdded(clientKey: clientKey, peer: peer), traffic: traffic)
+        sessionObservers[ObjectIdentifier(session)] = observer  // `session.observer` is weak
+        session.observer = observer
         session.start()
     }
 

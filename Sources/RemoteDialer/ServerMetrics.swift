@@ -3,69 +3,120 @@ import Tunnel
 
 /// The Go library's counters (PROTOCOL.md §7) through swift-metrics; whichever backend the
 /// program bootstraps (Prometheus in the bundled server) exports them.
+///
+/// Unlike Go's, a client's series do not outlive it: anyone who may connect picks client ids,
+/// and every id (and every address a client dials) would otherwise stay in the registry for the
+/// life of the process — the soak's churned clients grew the server by about 3 KiB each. A
+/// client key's series are destroyed when its last session on any loop ends, and the addresses
+/// counted per client are capped (`ServerOptions.maxMetricTargetsPerClient`; past it, `addr="other"`).
+/// Loop-confined: one per server (per loop).
 final class ServerMetrics {
-    private struct ByteCounters {
+    /// The series of one client key (or peer id) with a session on this loop; handles are
+    /// resolved once, as the byte counters are hit per Data message.
+    final class ClientSeries {
+        let clientKey: String
         let transmit: Counter
         let receive: Counter
+        fileprivate var sessions = 0
+        private var sessionCounters: [Bool: (added: Counter, removed: Counter)] = [:]
+        private var targetCounters: [String: (added: Counter, removed: Counter)] = [:]
+        private let maxTargets: Int
+
+        fileprivate init(clientKey: String, maxTargets: Int) {
+            self.clientKey = clientKey
+            self.maxTargets = maxTargets
+            transmit = Counter(label: "session_server_total_transmit_bytes", dimensions: [("clientkey", clientKey)])
+            receive = Counter(label: "session_server_total_receive_bytes", dimensions: [("clientkey", clientKey)])
+        }
+
+        fileprivate func sessionCounters(peer: Bool) -> (added: Counter, removed: Counter) {
+            if let counters = sessionCounters[peer] { return counters }
+            let dimensions = [("clientkey", clientKey), ("peer", peer ? "true" : "false")]
+            let counters = (Counter(label: "session_server_total_add_websocket_session", dimensions: dimensions),
+                            Counter(label: "session_server_total_remove_websocket_session", dimensions: dimensions))
+            sessionCounters[peer] = counters
+            return counters
+        }
+
+        fileprivate func targetCounters(_ target: ConnectTarget) -> (added: Counter, removed: Counter) {
+            let key = "\(target.proto) \(target.address)"
+            if let counters = targetCounters[key] { return counters }
+            // Past the cap, new addresses share one entry per proto (a key without a space, so
+            // never an address's).
+            let overflow = targetCounters.count >= maxTargets
+            let entry = overflow ? target.proto : key
+            if let counters = targetCounters[entry] { return counters }
+            let dimensions = [("clientkey", clientKey), ("proto", target.proto), ("addr", overflow ? "other" : target.address)]
+            let counters = (Counter(label: "session_server_total_add_connections", dimensions: dimensions),
+                            Counter(label: "session_server_total_remove_connections", dimensions: dimensions))
+            targetCounters[entry] = counters
+            return counters
+        }
+
+        fileprivate func destroy() {
+            transmit.destroy()
+            receive.destroy()
+            for counters in sessionCounters.values { counters.added.destroy(); counters.removed.destroy() }
+            for counters in targetCounters.values { counters.added.destroy(); counters.removed.destroy() }
+        }
     }
 
-    private var byteCounters: [String: ByteCounters] = [:]
+    private var clients: [String: ClientSeries] = [:]
+    private let maxTargetsPerClient: Int
 
-    func sessionAdded(clientKey: String, peer: Bool) {
-        Counter(label: "session_server_total_add_websocket_session", dimensions: [("clientkey", clientKey), ("peer", peer ? "true" : "false")]).increment()
+    init(maxTargetsPerClient: Int) {
+        self.maxTargetsPerClient = maxTargetsPerClient
     }
 
-    func sessionRemoved(clientKey: String, peer: Bool) {
-        Counter(label: "session_server_total_remove_websocket_session", dimensions: [("clientkey", clientKey), ("peer", peer ? "true" : "false")]).increment()
+    /// A session of `clientKey` started on this loop; its series, to hand to the session's observer.
+    func sessionAdded(clientKey: String, peer: Bool) -> ClientSeries {
+        let series = clients[clientKey] ?? ClientSeries(clientKey: clientKey, maxTargets: maxTargetsPerClient)
+        clients[clientKey] = series
+        series.sessions += 1
+        series.sessionCounters(peer: peer).added.increment()
+        return series
     }
 
-    func connectionAdded(clientKey: String, target: ConnectTarget) {
-        Counter(label: "session_server_total_add_connections", dimensions: [("clientkey", clientKey), ("proto", target.proto), ("addr", target.address)]).increment()
+    /// A session of `clientKey` ended on this loop. `lastAnywhere`: the key has no session left
+    /// on any loop, so its series leave the registry. (A session of the same key admitted on
+    /// another loop in the microseconds between that check and the destroy would count into
+    /// unregistered series until it ends: metrics lost, nothing else.)
+    func sessionRemoved(clientKey: String, peer: Bool, lastAnywhere: Bool) {
+        guard let series = clients[clientKey] else { return }
+        series.sessionCounters(peer: peer).removed.increment()
+        series.sessions -= 1
+        guard series.sessions == 0 else { return }
+        clients[clientKey] = nil
+        if lastAnywhere { series.destroy() }
     }
-
-    func connectionRemoved(clientKey: String, target: ConnectTarget) {
-        Counter(label: "session_server_total_remove_connections", dimensions: [("clientkey", clientKey), ("proto", target.proto), ("addr", target.address)]).increment()
-    }
-
-    func transmitted(clientKey: String, bytes: Int) { counters(clientKey).transmit.increment(by: bytes) }
-    func received(clientKey: String, bytes: Int) { counters(clientKey).receive.increment(by: bytes) }
 
     func peer(_ event: String, peerID: String) {
         Counter(label: "session_server_total_peer_ws_\(event)", dimensions: [("peer", peerID)]).increment()
     }
-
-    /// Byte counters are hit per message: created once per client key.
-    private func counters(_ clientKey: String) -> ByteCounters {
-        if let counters = byteCounters[clientKey] { return counters }
-        let counters = ByteCounters(
-            transmit: Counter(label: "session_server_total_transmit_bytes", dimensions: [("clientkey", clientKey)]),
-            receive: Counter(label: "session_server_total_receive_bytes", dimensions: [("clientkey", clientKey)]))
-        byteCounters[clientKey] = counters
-        return counters
-    }
 }
 
-/// Routes one session's events to the server's counters and its per-client traffic.
+/// Routes one session's events to its client's series and the server's per-client traffic.
 final class SessionMetricsObserver: TunnelSessionObserver {
-    let metrics: ServerMetrics
+    let series: ServerMetrics.ClientSeries
     let traffic: ClientTraffic
-    init(metrics: ServerMetrics, traffic: ClientTraffic) {
-        self.metrics = metrics
+
+    init(series: ServerMetrics.ClientSeries, traffic: ClientTraffic) {
+        self.series = series
         self.traffic = traffic
     }
 
     func session(_ session: TunnelSession, didAddConnection target: ConnectTarget) {
-        metrics.connectionAdded(clientKey: session.clientKey, target: target)
+        series.targetCounters(target).added.increment()
     }
     func session(_ session: TunnelSession, didRemoveConnection target: ConnectTarget) {
-        metrics.connectionRemoved(clientKey: session.clientKey, target: target)
+        series.targetCounters(target).removed.increment()
     }
     func session(_ session: TunnelSession, didSendDataBytes count: Int) {
-        metrics.transmitted(clientKey: session.clientKey, bytes: count)
-        traffic.sent(clientKey: session.clientKey, bytes: count)
+        series.transmit.increment(by: count)
+        traffic.sent(clientKey: series.clientKey, bytes: count)
     }
     func session(_ session: TunnelSession, didReceiveDataBytes count: Int) {
-        metrics.received(clientKey: session.clientKey, bytes: count)
-        traffic.received(clientKey: session.clientKey, bytes: count)
+        series.receive.increment(by: count)
+        traffic.received(clientKey: series.clientKey, bytes: count)
     }
 }

@@ -244,6 +244,35 @@ struct ProgramsEndToEndTests {
         #expect((after["session_server_total_receive_bytes{clientkey=foo}"] ?? 0) > Double(deployment.file.count))
     }
 
+    /// Client ids are picked by whoever connects: their series must leave with their last
+    /// session, and the addresses one client dials are counted apart only up to a cap (the
+    /// soak's churned clients grew the server by about 3 KiB each before).
+    @Test func clientSeriesLeaveTheMetricsWithTheirLastSessionAndAddressesAreCapped() throws {
+        let deployment = try Deployment()
+        let port = try deployment.startServer()
+        for index in 0..<40 {
+            #expect(upgradeAndDrop(port: port, clientID: "gone-\(index)", abort: index % 2 == 0) == "HTTP/1.1 101 Switching Protocols")
+        }
+        try deployment.startClient(serverPort: port)
+        _ = try curl([deployment.url(port)])
+        // 70 addresses nobody listens on: refused dials, each a Connect through foo's session.
+        var closedPorts = Set<UInt16>()
+        while closedPorts.count < 70 { closedPorts.insert(freePort()) }
+        for closed in closedPorts {
+            _ = try curl(["http://127.0.0.1:\(port)/client/foo/http/127.0.0.1:\(closed)/x"])
+        }
+        var samples: [String: Double] = [:]
+        let gone = waitUntil(seconds: 10) {
+            samples = (try? self.metrics(port)) ?? [:]
+            return !samples.isEmpty && !samples.keys.contains { $0.contains("clientkey=gone-") }
+        }
+        #expect(gone, "series of departed clients: \(samples.keys.filter { $0.contains("clientkey=gone-") }.prefix(5))")
+        #expect((samples["session_server_total_receive_bytes{clientkey=foo}"] ?? 0) > Double(deployment.file.count), "a connected client keeps its series")
+        let addresses = Set(samples.keys.filter { $0.hasPrefix("session_server_total_add_connections{") && $0.contains("clientkey=foo") })
+        #expect(addresses.count == 65, "64 addresses apart and one addr=other: \(addresses.count)")
+        #expect((samples["session_server_total_add_connections{addr=other,clientkey=foo,proto=tcp}"] ?? 0) >= 7)
+    }
+
     /// /metrics parsed by prometheus_client's text parser (not ours): sample name{labels} → value.
     private func metrics(_ port: UInt16) throws -> [String: Double] {
         let page = try curl(["http://127.0.0.1:\(port)/metrics"])
