@@ -72,7 +72,7 @@ for ((round = 1; round <= rounds; round++)); do
     for party in target a b client; do start "$party"; done
     if ! wait_ready 30 >/dev/null; then fail "servers never linked and routing to foo"; stop_all; continue; fi
     declare -A idle=()
-    for party in target a b client; do idle[$party]=$(fds "${pid_of[$party]}"); done
+    for party in target a b client; do idle[$party]=$(settled_fds "${pid_of[$party]}"); done
 
     for i in 1 2 3 4 5 6; do
         port=$([ $((i % 2)) = 0 ] && echo "$port_a" || echo "$port_b")

@@ -59,17 +59,6 @@ reachable() { [ "$(curl -s -o /dev/null -w '%{http_code}' -r 0-0 --max-time 5 "$
 ready() { peer_linked "$port_a" b && peer_linked "$port_b" a && reachable "$port_a" foo && reachable "$port_b" foo; }
 wait_for 30 ready || { echo "soak: FAIL: peer links not up or foo not reachable through A and B within 30 s"; tail -5 "$work"/*.log; exit 1; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-settled_fds() {  # the fd count once it stops moving
-    local previous current
-    previous=$(fds "$1")
-    for _ in $(seq 50); do
-        sleep 0.2
-        current=$(fds "$1")
-        [ "$current" = "$previous" ] && break
-        previous=$current
-    done
-    echo "$previous"
-}
 declare -A idle_fds=()
 for name in a b client; do idle_fds[$name]=$(settled_fds "${pid_of[$name]}"); done
 
