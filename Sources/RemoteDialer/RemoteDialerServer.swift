@@ -65,7 +65,8 @@ public final class RemoteDialerServer {
     /// Client keys each peer session announced, as entered in the directory.
     private var peerRoutes: [ObjectIdentifier: Set<String>] = [:]
     let traffic = ClientTraffic()
-    private lazy var sessionObserver = SessionMetricsObserver(metrics: metrics, traffic: traffic)
+    /// Each open session's observer (a session holds its observer weakly).
+    private var sessionObservers: [ObjectIdentifier: SessionMetricsObserver] = [:]
     /// Where each open session came from and since when, for the status reports.
     private(set) var sessionOrigins: [ObjectIdentifier: SessionOrigin] = [:]
     private var trafficSampleTimer: TimerID?
@@ -155,7 +156,9 @@ public final class RemoteDialerServer {
         }
         let session = TunnelSession(transport: transport, role: .server, clientKey: clientKey,
                                     options: tunnelOptions, logger: logger)
-        session.observer = sessionObserver
+        let observer = SessionMetricsObserver(clientKey: clientKey, metrics: metrics, traffic: traffic)
+        sessionObservers[ObjectIdentifier(session)] = observer
+        session.observer = observer
         let sessionKey = session.sessionKey
         let origin = SessionOrigin(remoteAddress: exchange.remoteAddress.map { "\($0)" } ?? "", connectedAt: Int(time(nil)))
         sessionOrigins[ObjectIdentifier(session)] = origin
@@ -171,6 +174,7 @@ public final class RemoteDialerServer {
         session.onClose = { [weak self, weak session] error in
             guard let self, let session else { return }
             sessionOrigins[ObjectIdentifier(session)] = nil
+            sessionObservers[ObjectIdentifier(session)] = nil
             if peer {
                 for key in peerRoutes.removeValue(forKey: ObjectIdentifier(session)) ?? [] { directory.removePeerRoute(key, loop: loopIndex) }
             } else {

@@ -4,7 +4,7 @@ import Tunnel
 /// The Go library's counters (PROTOCOL.md §7) through swift-metrics; whichever backend the
 /// program bootstraps (Prometheus in the bundled server) exports them.
 final class ServerMetrics {
-    private struct ByteCounters {
+    struct ByteCounters {
         let transmit: Counter
         let receive: Counter
     }
@@ -27,15 +27,12 @@ final class ServerMetrics {
         Counter(label: "session_server_total_remove_connections", dimensions: [("clientkey", clientKey), ("proto", target.proto), ("addr", target.address)]).increment()
     }
 
-    func transmitted(clientKey: String, bytes: Int) { counters(clientKey).transmit.increment(by: bytes) }
-    func received(clientKey: String, bytes: Int) { counters(clientKey).receive.increment(by: bytes) }
-
     func peer(_ event: String, peerID: String) {
         Counter(label: "session_server_total_peer_ws_\(event)", dimensions: [("peer", peerID)]).increment()
     }
 
     /// Byte counters are hit per message: created once per client key.
-    private func counters(_ clientKey: String) -> ByteCounters {
+    func byteCounters(_ clientKey: String) -> ByteCounters {
         if let counters = byteCounters[clientKey] { return counters }
         let counters = ByteCounters(
             transmit: Counter(label: "session_server_total_transmit_bytes", dimensions: [("clientkey", clientKey)]),
@@ -45,13 +42,27 @@ final class ServerMetrics {
     }
 }
 
-/// Routes one session's events to the server's counters and its per-client traffic.
+/// Routes one session's events to the server's counters and its client's traffic. Data
+/// messages are the hot path: their counters are resolved once per session, not per message.
 final class SessionMetricsObserver: TunnelSessionObserver {
     let metrics: ServerMetrics
     let traffic: ClientTraffic
-    init(metrics: ServerMetrics, traffic: ClientTraffic) {
+    private let clientKey: String
+    private let bytes: ServerMetrics.ByteCounters
+    private var totals: ClientTraffic.Entry
+
+    init(clientKey: String, metrics: ServerMetrics, traffic: ClientTraffic) {
+        self.clientKey = clientKey
         self.metrics = metrics
         self.traffic = traffic
+        bytes = metrics.byteCounters(clientKey)
+        totals = traffic.entry(clientKey)
+    }
+
+    /// The client's traffic entry, looked up again if a sample dropped it meanwhile.
+    private var currentTotals: ClientTraffic.Entry {
+        if totals.forgotten { totals = traffic.entry(clientKey) }
+        return totals
     }
 
     func session(_ session: TunnelSession, didAddConnection target: ConnectTarget) {
@@ -61,11 +72,11 @@ final class SessionMetricsObserver: TunnelSessionObserver {
         metrics.connectionRemoved(clientKey: session.clientKey, target: target)
     }
     func session(_ session: TunnelSession, didSendDataBytes count: Int) {
-        metrics.transmitted(clientKey: session.clientKey, bytes: count)
-        traffic.sent(clientKey: session.clientKey, bytes: count)
+        bytes.transmit.increment(by: count)
+        currentTotals.totals.toClient += count
     }
     func session(_ session: TunnelSession, didReceiveDataBytes count: Int) {
-        metrics.received(clientKey: session.clientKey, bytes: count)
-        traffic.received(clientKey: session.clientKey, bytes: count)
+        bytes.receive.increment(by: count)
+        currentTotals.totals.fromClient += count
     }
 }
