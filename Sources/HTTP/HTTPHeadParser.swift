@@ -53,13 +53,11 @@ public struct HTTPHeadParser: Sendable {
         let available = buffer.readableBytes
         var end: Int?
         var index = max(0, scanned - 3)
-        while index < available {
-            if buffer.byte(at: index) == 10 {
-                // "\n\n" or "\n\r\n" ends the head.
-                if index + 1 < available && buffer.byte(at: index + 1) == 10 { end = index + 2; break }
-                if index + 2 < available && buffer.byte(at: index + 1) == 13 && buffer.byte(at: index + 2) == 10 { end = index + 3; break }
-            }
-            index += 1
+        while index < available, let newline = Self.firstNewline(in: buffer, from: index) {
+            // "\n\n" or "\n\r\n" ends the head.
+            if newline + 1 < available && buffer.byte(at: newline + 1) == 10 { end = newline + 2; break }
+            if newline + 2 < available && buffer.byte(at: newline + 1) == 13 && buffer.byte(at: newline + 2) == 10 { end = newline + 3; break }
+            index = newline + 1
         }
         guard let end else {
             scanned = available
@@ -71,6 +69,16 @@ public struct HTTPHeadParser: Sendable {
         let bytes = buffer.bytes(from: 0, count: end)
         buffer.consume(end)
         return bytes
+    }
+
+    /// The offset of the first LF at or after `offset`: a scan of the ring's regions, not a
+    /// bounds-checked load per byte.
+    private static func firstNewline(in buffer: borrowing RingBuffer, from offset: Int) -> Int? {
+        buffer.withReadableRegions(from: offset) { first, second in
+            if let index = first.firstIndex(of: 10) { return offset + index }
+            if let index = second.firstIndex(of: 10) { return offset + first.count + index }
+            return nil
+        }
     }
 
     /// The head's lines (split at LF, bare LF accepted; a CR before the LF is not part of the

@@ -5,7 +5,8 @@ public struct HTTPHeaders: Sequence, Sendable, ExpressibleByDictionaryLiteral, C
     public init() {}
     public init(_ fields: [(String, String)]) { self.fields = fields.map { (name: $0.0, value: $0.1) } }
     public init(dictionaryLiteral elements: (String, String)...) { self.init(elements) }
-    init(capacity: Int) { fields.reserveCapacity(capacity) }
+    /// Room for `capacity` fields without regrowing.
+    public init(capacity: Int) { fields.reserveCapacity(capacity) }
 
     public var count: Int { fields.count }
     public func makeIterator() -> some IteratorProtocol<(name: String, value: String)> { fields.makeIterator() }

@@ -81,7 +81,8 @@ public struct ClientRoute {
             upstreamStream = connection
         }
 
-        var request = HTTPRequestHead(method: method, target: "/" + path)
+        // Host, the requester's fields, Transfer-Encoding, Connection.
+        var request = HTTPRequestHead(method: method, target: "/" + path, headers: HTTPHeaders(capacity: exchange.head.headers.count + 3))
         request.headers.add(name: "Host", value: host)
         for field in exchange.head.headers where !Self.isHopByHop(field.name) && !field.name.equalsIgnoringASCIICase("expect") {
             // Our credential is for us, never for the target.
@@ -100,7 +101,7 @@ public struct ClientRoute {
         let upstream = HTTPClientExchange(stream: upstreamStream, request: request) { event in
             switch event {
             case .head(let head):
-                var response = HTTPResponseHead(status: head.status)
+                var response = HTTPResponseHead(status: head.status, headers: HTTPHeaders(capacity: head.headers.count))
                 for field in head.headers where !Self.isHopByHop(field.name) {
                     response.headers.add(name: field.name, value: field.value)
                 }

@@ -11,6 +11,19 @@ final class ServerMetrics {
 
     private var byteCounters: [String: ByteCounters] = [:]
 
+    private struct ConnectionLabels: Hashable {
+        let clientKey: String
+        let proto: String
+        let address: String
+    }
+
+    /// Connection counters are hit per proxied request, and making one looks it up in the
+    /// registry (label validation, hashing): each is made once. Bounded, since requesters pick
+    /// the addresses: past the bound the cache starts over (the registry keeps the counts).
+    private var addCounters: [ConnectionLabels: Counter] = [:]
+    private var removeCounters: [ConnectionLabels: Counter] = [:]
+    static let maxCachedConnectionCounters = 1024
+
     func sessionAdded(clientKey: String, peer: Bool) {
         Counter(label: "session_server_total_add_websocket_session", dimensions: [("clientkey", clientKey), ("peer", peer ? "true" : "false")]).increment()
     }
@@ -20,11 +33,20 @@ final class ServerMetrics {
     }
 
     func connectionAdded(clientKey: String, target: ConnectTarget) {
-        Counter(label: "session_server_total_add_connections", dimensions: [("clientkey", clientKey), ("proto", target.proto), ("addr", target.address)]).increment()
+        Self.counter(&addCounters, "session_server_total_add_connections", clientKey, target).increment()
     }
 
     func connectionRemoved(clientKey: String, target: ConnectTarget) {
-        Counter(label: "session_server_total_remove_connections", dimensions: [("clientkey", clientKey), ("proto", target.proto), ("addr", target.address)]).increment()
+        Self.counter(&removeCounters, "session_server_total_remove_connections", clientKey, target).increment()
+    }
+
+    private static func counter(_ cache: inout [ConnectionLabels: Counter], _ label: String, _ clientKey: String, _ target: ConnectTarget) -> Counter {
+        let labels = ConnectionLabels(clientKey: clientKey, proto: target.proto, address: target.address)
+        if let counter = cache[labels] { return counter }
+        if cache.count >= maxCachedConnectionCounters { cache.removeAll() }
+        let counter = Counter(label: label, dimensions: [("clientkey", clientKey), ("proto", target.proto), ("addr", target.address)])
+        cache[labels] = counter
+        return counter
     }
 
     func peer(_ event: String, peerID: String) {
