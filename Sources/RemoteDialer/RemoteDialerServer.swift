@@ -143,6 +143,10 @@ public final class RemoteDialerServer {
         guard held < options.maxSessionsPerClient else {
             return exchange.respond(HTTPStatus(429), body: "too many sessions for client \(clientKey) (limit \(options.maxSessionsPerClient))\n")
         }
+        // Made before the 101 goes out (it makes the client's counters): the directory counts
+        // the session only after this function, and a connect on another loop that is checked
+        // in between passes the cap, so nothing slow belongs in that window.
+        let observer = SessionMetricsObserver(clientKey: clientKey, metrics: metrics, traffic: traffic)
         guard let stream = exchange.upgrade(response) else { return }
         let socket = WebSocketConnection(stream: stream, role: .server, options: options.webSocket)
         // Only peer servers may tell us which clients they reach; only clients have bandwidth limits.
@@ -156,7 +160,6 @@ public final class RemoteDialerServer {
         }
         let session = TunnelSession(transport: transport, role: .server, clientKey: clientKey,
                                     options: tunnelOptions, logger: logger)
-        let observer = SessionMetricsObserver(clientKey: clientKey, metrics: metrics, traffic: traffic)
         sessionObservers[ObjectIdentifier(session)] = observer
         session.observer = observer
         let sessionKey = session.sessionKey
