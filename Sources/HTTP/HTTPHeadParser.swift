@@ -1,3 +1,4 @@
+import Glibc
 import Reactor
 
 /// Finds a complete head at the front of a read ring and parses it; bytes after the head (a
@@ -75,10 +76,17 @@ public struct HTTPHeadParser: Sendable {
     /// bounds-checked load per byte.
     private static func firstNewline(in buffer: borrowing RingBuffer, from offset: Int) -> Int? {
         buffer.withReadableRegions(from: offset) { first, second in
-            if let index = first.firstIndex(of: 10) { return offset + index }
-            if let index = second.firstIndex(of: 10) { return offset + first.count + index }
+            if let index = firstNewline(in: first, from: 0) { return offset + index }
+            if let index = firstNewline(in: second, from: 0) { return offset + first.count + index }
             return nil
         }
+    }
+
+    /// The offset of the first LF in `bytes` at or after `start` (memchr, several bytes a step).
+    private static func firstNewline(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count, let base = bytes.baseAddress,
+              let found = memchr(base + start, 10, bytes.count - start) else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
     }
 
     /// The head's lines (split at LF, bare LF accepted; a CR before the LF is not part of the
@@ -86,7 +94,7 @@ public struct HTTPHeadParser: Sendable {
     private func lines(_ head: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> [Range<Int>] {
         var lines: [Range<Int>] = []
         var start = 0
-        while let newline = head[start...].firstIndex(of: 10) {
+        while let newline = Self.firstNewline(in: UnsafeRawBufferPointer(head), from: start) {
             let end = newline > start && head[newline - 1] == 13 ? newline - 1 : newline
             if end == start { break }
             guard end - start <= limits.maxLineLength else { throw .headTooLarge }

@@ -13,7 +13,11 @@ public struct ClientRoute {
     static let hopByHop = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                            "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]
 
-    static func isHopByHop(_ name: String) -> Bool { hopByHop.contains { $0.equalsIgnoringASCIICase(name) } }
+    /// Checked for every field both ways: the length comparison, inlined here, skips most calls.
+    static func isHopByHop(_ name: String) -> Bool {
+        let count = name.utf8.count
+        return hopByHop.contains { $0.utf8.count == count && $0.equalsIgnoringASCIICase(name) }
+    }
 
     let server: RemoteDialerServer
     /// Who may use the route (default: requesters on loopback only).
