@@ -21,18 +21,33 @@ public enum HTTPBodyFraming: Equatable, Sendable {
     }
 
     private static func explicit(_ headers: HTTPHeaders) throws(HTTPParseError) -> HTTPBodyFraming? {
-        let encodings = headers.values(for: "Transfer-Encoding")
-        if !encodings.isEmpty {
-            // Only "chunked" (possibly listed alone) is supported; it wins over Content-Length.
-            let tokens = encodings.flatMap { $0.split(separator: ",").map { $0.trimmingASCIISpaces().lowercased() } }
-            guard tokens == ["chunked"] else { throw .unsupportedTransferEncoding }
+        var encodingFields = 0, codings = 0, chunked = true
+        var length: Substring.UTF8View?, conflictingLengths = false
+        for field in headers.fields {
+            if field.name.equalsIgnoringASCIICase("Transfer-Encoding") {
+                encodingFields += 1
+                for coding in field.value.utf8.split(separator: UInt8(ascii: ",")) {
+                    codings += 1
+                    chunked = chunked && asciiCaseInsensitiveEqual(coding.trimmingASCIISpaces(), "chunked".utf8)
+                }
+            } else if field.name.equalsIgnoringASCIICase("Content-Length") {
+                for item in field.value.utf8.split(separator: UInt8(ascii: ",")) {
+                    let item = item.trimmingASCIISpaces()
+                    if let length, !length.elementsEqual(item) { conflictingLengths = true }
+                    length = length ?? item
+                }
+            }
+        }
+        if encodingFields > 0 {
+            // Only "chunked" (listed alone) is supported; it wins over Content-Length.
+            guard codings == 1, chunked else { throw .unsupportedTransferEncoding }
             return .chunked
         }
-        let lengths = Set(headers.values(for: "Content-Length").flatMap { $0.split(separator: ",").map { $0.trimmingASCIISpaces() } })
-        guard !lengths.isEmpty else { return nil }
-        guard lengths.count == 1, let text = lengths.first, !text.isEmpty, text.utf8.count <= 18,
-              text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let length = Int(text) else { throw .invalidContentLength }
-        return .length(length)
+        guard let length else { return nil }
+        // Differing lengths: which one a peer on the way used is unknowable.
+        guard !conflictingLengths, !length.isEmpty, length.count <= 18,
+              length.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { throw .invalidContentLength }
+        return .length(length.reduce(0) { $0 * 10 + Int($1 - 48) })
     }
 }
 

@@ -14,19 +14,21 @@ public struct HTTPRequestHead: Sendable, CustomStringConvertible {
     }
 
     /// The target's path (before `?`).
-    public var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+    public var path: Substring { target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)] }
 
     /// The raw query (after `?`), empty if none.
     public var query: Substring {
-        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        return parts.count > 1 ? parts[1] : ""
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return "" }
+        return target[target.utf8.index(after: mark)...]
     }
 
     /// The first value of query parameter `name` (percent-decoding not needed for our routes).
     public func queryParameter(_ name: String) -> String? {
-        for pair in query.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if kv[0] == name { return kv.count > 1 ? String(kv[1]) : "" }
+        // Split on bytes: `&` and `=` are ASCII, so every cut is on a character boundary.
+        for pair in query.utf8.split(separator: UInt8(ascii: "&")) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.endIndex
+            guard pair[..<equals].elementsEqual(name.utf8) else { continue }
+            return equals == pair.endIndex ? "" : String(Substring(pair[pair.index(after: equals)...]))
         }
         return nil
     }
@@ -41,10 +43,16 @@ public struct HTTPRequestHead: Sendable, CustomStringConvertible {
 
     /// The head's bytes on the wire.
     public var serialized: [UInt8] {
-        var text = "\(method) \(target) \(version)\r\n"
-        for field in headers { text += "\(field.name): \(field.value)\r\n" }
-        text += "\r\n"
-        return Array(text.utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(method.utf8.count + target.utf8.count + headers.serializedCount + 13)
+        bytes += method.utf8
+        bytes.append(32)
+        bytes += target.utf8
+        bytes.append(32)
+        version.serialize(into: &bytes)
+        bytes += "\r\n".utf8
+        headers.serialize(into: &bytes)
+        return bytes
     }
 }
 
@@ -63,10 +71,17 @@ public struct HTTPResponseHead: Sendable, CustomStringConvertible {
     public var description: String { "\(version) \(status)" }
 
     public var serialized: [UInt8] {
-        var text = "\(version) \(status.code) \(status.reasonPhrase)\r\n"
-        for field in headers { text += "\(field.name): \(field.value)\r\n" }
-        text += "\r\n"
-        return Array(text.utf8)
+        var bytes: [UInt8] = []
+        let code = String(status.code), reason = status.reasonPhrase
+        bytes.reserveCapacity(code.utf8.count + reason.utf8.count + headers.serializedCount + 12)
+        version.serialize(into: &bytes)
+        bytes.append(32)
+        bytes += code.utf8
+        bytes.append(32)
+        bytes += reason.utf8
+        bytes += "\r\n".utf8
+        headers.serialize(into: &bytes)
+        return bytes
     }
 }
 
@@ -76,4 +91,13 @@ public struct HTTPVersion: Equatable, Sendable, CustomStringConvertible {
     public static let http11 = HTTPVersion(major: 1, minor: 1)
     public static let http10 = HTTPVersion(major: 1, minor: 0)
     public var description: String { "HTTP/\(major).\(minor)" }
+
+    /// Appends `description`; the two versions we speak without formatting a string.
+    func serialize(into bytes: inout [UInt8]) {
+        switch self {
+        case .http11: bytes += "HTTP/1.1".utf8
+        case .http10: bytes += "HTTP/1.0".utf8
+        default: bytes += description.utf8
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import Reactor
 
 /// Finds a complete head at the front of a read ring and parses it; bytes after the head (a
@@ -10,28 +11,42 @@ public struct HTTPHeadParser: Sendable {
     public init(limits: HTTPLimits = HTTPLimits()) { self.limits = limits }
 
     public mutating func parseRequest(_ buffer: inout RingBuffer) throws(HTTPParseError) -> HTTPRequestHead? {
-        guard let lines = try takeHead(&buffer) else { return nil }
-        let parts = lines[0].split(separator: " ", omittingEmptySubsequences: false)
-        // A target with control bytes (a bare CR, NUL, a tab) could mean another thing to the
-        // upstream a proxied request is forwarded to.
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty,
-              parts[0].utf8.allSatisfy(Self.isTokenCharacter),
-              parts[1].utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw .malformedRequestLine }
-        let version = try Self.version(parts[2])
-        return HTTPRequestHead(method: String(parts[0]), target: String(parts[1]), version: version,
-                               headers: try headers(lines.dropFirst()))
+        guard let head = try takeHead(&buffer) else { return nil }
+        return try head.withUnsafeBufferPointer { bytes throws(HTTPParseError) in
+            let lines = try self.lines(bytes)
+            let line = bytes[lines[0]]
+            // Exactly two single spaces: method, target, version.
+            guard let firstSpace = line.firstIndex(of: 32), let secondSpace = line[(firstSpace + 1)...].firstIndex(of: 32),
+                  !line[(secondSpace + 1)...].contains(32) else { throw .malformedRequestLine }
+            let method = line[..<firstSpace], target = line[(firstSpace + 1)..<secondSpace]
+            // A target with control bytes (a bare CR, NUL, a tab) could mean another thing to the
+            // upstream a proxied request is forwarded to.
+            guard !method.isEmpty, !target.isEmpty, method.allSatisfy(Self.isTokenCharacter),
+                  target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw .malformedRequestLine }
+            let version = try Self.version(line[(secondSpace + 1)...])
+            return HTTPRequestHead(method: String(decoding: method, as: UTF8.self), target: String(decoding: target, as: UTF8.self),
+                                   version: version, headers: try headers(bytes, lines.dropFirst()))
+        }
     }
 
     public mutating func parseResponse(_ buffer: inout RingBuffer) throws(HTTPParseError) -> HTTPResponseHead? {
-        guard let lines = try takeHead(&buffer) else { return nil }
-        let parts = lines[0].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[1].utf8.count == 3, let code = Int(parts[1]), code >= 100 else { throw .malformedStatusLine }
-        let version = try Self.version(parts[0])
-        return HTTPResponseHead(status: HTTPStatus(code), version: version, headers: try headers(lines.dropFirst()))
+        guard let head = try takeHead(&buffer) else { return nil }
+        return try head.withUnsafeBufferPointer { bytes throws(HTTPParseError) in
+            let lines = try self.lines(bytes)
+            let line = bytes[lines[0]]
+            // version SP 3DIGIT [SP reason]; the reason is not looked at.
+            guard let space = line.firstIndex(of: 32) else { throw .malformedStatusLine }
+            let afterCode = line[(space + 1)...].firstIndex(of: 32) ?? line.endIndex
+            let code = line[(space + 1)..<afterCode]
+            guard code.count == 3, code.allSatisfy({ $0 >= 48 && $0 <= 57 }), code.first! >= 49 else { throw .malformedStatusLine }
+            let version = try Self.version(line[..<space])
+            let status = code.reduce(0) { $0 * 10 + Int($1 - 48) }
+            return HTTPResponseHead(status: HTTPStatus(status), version: version, headers: try headers(bytes, lines.dropFirst()))
+        }
     }
 
-    /// Removes the head from the ring and splits it into lines (CRLF, or bare LF leniently).
-    private mutating func takeHead(_ buffer: inout RingBuffer) throws(HTTPParseError) -> [Substring]? {
+    /// Removes the head (through the empty line that ends it) from the ring.
+    private mutating func takeHead(_ buffer: inout RingBuffer) throws(HTTPParseError) -> [UInt8]? {
         // Robustness (RFC 9112 §2.2): empty lines before a message are ignored.
         if scanned == 0 {
             while !buffer.isEmpty && (buffer.byte(at: 0) == 13 || buffer.byte(at: 0) == 10) { buffer.consume(1) }
@@ -39,13 +54,11 @@ public struct HTTPHeadParser: Sendable {
         let available = buffer.readableBytes
         var end: Int?
         var index = max(0, scanned - 3)
-        while index < available {
-            if buffer.byte(at: index) == 10 {
-                // "\n\n" or "\n\r\n" ends the head.
-                if index + 1 < available && buffer.byte(at: index + 1) == 10 { end = index + 2; break }
-                if index + 2 < available && buffer.byte(at: index + 1) == 13 && buffer.byte(at: index + 2) == 10 { end = index + 3; break }
-            }
-            index += 1
+        while index < available, let newline = Self.firstNewline(in: buffer, from: index) {
+            // "\n\n" or "\n\r\n" ends the head.
+            if newline + 1 < available && buffer.byte(at: newline + 1) == 10 { end = newline + 2; break }
+            if newline + 2 < available && buffer.byte(at: newline + 1) == 13 && buffer.byte(at: newline + 2) == 10 { end = newline + 3; break }
+            index = newline + 1
         }
         guard let end else {
             scanned = available
@@ -56,41 +69,65 @@ public struct HTTPHeadParser: Sendable {
         guard end <= limits.maxHeadBytes else { throw .headTooLarge }
         let bytes = buffer.bytes(from: 0, count: end)
         buffer.consume(end)
-        // Split on bytes: as Characters, "\r\n" is one grapheme and would never equal "\n".
-        var lines: [Substring] = bytes.split(separator: 10, omittingEmptySubsequences: false).map { line in
-            Substring(String(decoding: line.last == 13 ? line.dropLast() : line, as: UTF8.self))
+        return bytes
+    }
+
+    /// The offset of the first LF at or after `offset`: a scan of the ring's regions, not a
+    /// bounds-checked load per byte.
+    private static func firstNewline(in buffer: borrowing RingBuffer, from offset: Int) -> Int? {
+        buffer.withReadableRegions(from: offset) { first, second in
+            if let index = firstNewline(in: first, from: 0) { return offset + index }
+            if let index = firstNewline(in: second, from: 0) { return offset + first.count + index }
+            return nil
         }
-        while lines.last?.isEmpty == true { lines.removeLast() }
+    }
+
+    /// The offset of the first LF in `bytes` at or after `start` (memchr, several bytes a step).
+    private static func firstNewline(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count, let base = bytes.baseAddress,
+              let found = memchr(base + start, 10, bytes.count - start) else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
+    }
+
+    /// The head's lines (split at LF, bare LF accepted; a CR before the LF is not part of the
+    /// line), up to the empty line that ends it; a line over the limit is rejected.
+    private func lines(_ head: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> [Range<Int>] {
+        var lines: [Range<Int>] = []
+        var start = 0
+        while let newline = Self.firstNewline(in: UnsafeRawBufferPointer(head), from: start) {
+            let end = newline > start && head[newline - 1] == 13 ? newline - 1 : newline
+            if end == start { break }
+            guard end - start <= limits.maxLineLength else { throw .headTooLarge }
+            lines.append(start..<end)
+            start = newline + 1
+        }
         guard !lines.isEmpty else { throw .malformedRequestLine }
-        if lines.contains(where: { $0.utf8.count > limits.maxLineLength }) { throw .headTooLarge }
         return lines
     }
 
-    private func headers(_ lines: ArraySlice<Substring>) throws(HTTPParseError) -> HTTPHeaders {
+    private func headers(_ head: UnsafeBufferPointer<UInt8>, _ lines: ArraySlice<Range<Int>>) throws(HTTPParseError) -> HTTPHeaders {
         guard lines.count <= limits.maxHeaderCount else { throw .tooManyHeaders }
-        var headers = HTTPHeaders()
-        for line in lines {
-            guard let colon = line.firstIndex(of: ":") else { throw .malformedHeader }
+        var headers = HTTPHeaders(capacity: lines.count)
+        for range in lines {
+            let line = head[range]
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformedHeader }
             let name = line[..<colon]
             // No whitespace between name and colon (RFC 9112 §5.1), no obs-fold.
-            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenCharacter) else { throw .malformedHeader }
-            let value = line[line.index(after: colon)...].trimmingASCIISpaces()
+            guard !name.isEmpty, name.allSatisfy(Self.isTokenCharacter) else { throw .malformedHeader }
+            let value = line[(colon + 1)...].trimmingASCIISpaces()
             // RFC 9110 §5.5: no CR, LF, NUL or other controls in a value (a bare CR is how
             // header injection and request smuggling through lenient peers start).
-            guard value.utf8.allSatisfy(Self.isFieldValueByte) else { throw .malformedHeader }
-            headers.add(name: String(name), value: String(value))
+            guard value.allSatisfy(Self.isFieldValueByte) else { throw .malformedHeader }
+            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
         }
         return headers
     }
 
-    private static func version(_ text: Substring) throws(HTTPParseError) -> HTTPVersion {
-        switch text {
-        case "HTTP/1.1": return .http11
-        case "HTTP/1.0": return .http10
-        default:
-            if text.hasPrefix("HTTP/") { throw .unsupportedVersion }
-            throw .malformedRequestLine
-        }
+    private static func version(_ text: Slice<UnsafeBufferPointer<UInt8>>) throws(HTTPParseError) -> HTTPVersion {
+        if text.elementsEqual("HTTP/1.1".utf8) { return .http11 }
+        if text.elementsEqual("HTTP/1.0".utf8) { return .http10 }
+        if text.starts(with: "HTTP/".utf8) { throw .unsupportedVersion }
+        throw .malformedRequestLine
     }
 
     /// RFC 9110 field-vchar, SP or HTAB (obs-text included).

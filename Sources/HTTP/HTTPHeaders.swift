@@ -5,6 +5,8 @@ public struct HTTPHeaders: Sequence, Sendable, ExpressibleByDictionaryLiteral, C
     public init() {}
     public init(_ fields: [(String, String)]) { self.fields = fields.map { (name: $0.0, value: $0.1) } }
     public init(dictionaryLiteral elements: (String, String)...) { self.init(elements) }
+    /// Room for `capacity` fields without regrowing.
+    public init(capacity: Int) { fields.reserveCapacity(capacity) }
 
     public var count: Int { fields.count }
     public func makeIterator() -> some IteratorProtocol<(name: String, value: String)> { fields.makeIterator() }
@@ -21,8 +23,15 @@ public struct HTTPHeaders: Sequence, Sendable, ExpressibleByDictionaryLiteral, C
     /// True if any comma-separated token of `name`'s values equals `token` (case-insensitive),
     /// e.g. `Connection: keep-alive, Upgrade` contains "upgrade".
     public func containsToken(_ token: String, in name: String) -> Bool {
-        values(for: name).contains { value in
-            value.split(separator: ",").contains { $0.trimmingASCIISpaces().equalsIgnoringASCIICase(token) }
+        fields.contains { field in
+            guard field.name.equalsIgnoringASCIICase(name) else { return false }
+            var rest = field.value.utf8[...]
+            while true {
+                let comma = rest.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+                if asciiCaseInsensitiveEqual(rest[..<comma].trimmingASCIISpaces(), token.utf8) { return true }
+                guard comma < rest.endIndex else { return false }
+                rest = rest[rest.index(after: comma)...]
+            }
         }
     }
 
@@ -35,20 +44,55 @@ public struct HTTPHeaders: Sequence, Sendable, ExpressibleByDictionaryLiteral, C
 
     public mutating func remove(name: String) { fields.removeAll { $0.name.equalsIgnoringASCIICase(name) } }
 
+    /// Bytes `serialize(into:)` appends.
+    var serializedCount: Int { fields.reduce(2) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } }
+
+    /// Each field as `name: value` CRLF, then the CRLF that ends a head.
+    func serialize(into bytes: inout [UInt8]) {
+        for field in fields {
+            bytes += field.name.utf8
+            bytes += ": ".utf8
+            bytes += field.value.utf8
+            bytes += "\r\n".utf8
+        }
+        bytes += "\r\n".utf8
+    }
+
     public var description: String { fields.map { "\($0.name): \($0.value)" }.joined(separator: "\r\n") }
 }
 
-extension StringProtocol {
-    func equalsIgnoringASCIICase(_ other: some StringProtocol) -> Bool {
-        let a = utf8, b = other.utf8
-        guard a.count == b.count else { return false }
-        return zip(a, b).allSatisfy { x, y in x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 97 && (x | 0x20) <= 122) }
-    }
+extension String {
+    /// ASCII case-insensitive equality, e.g. of header names and tokens.
+    public func equalsIgnoringASCIICase(_ other: String) -> Bool { asciiCaseInsensitiveEqual(utf8, other.utf8) }
+}
 
+extension StringProtocol {
     func trimmingASCIISpaces() -> Substring {
         var text = Substring(self)
         while let first = text.first, first == " " || first == "\t" { text.removeFirst() }
         while let last = text.last, last == " " || last == "\t" { text.removeLast() }
+        return text
+    }
+}
+
+/// ASCII case-insensitive equality of two byte strings. Always inlined, so every use is
+/// specialized: these run for every header of every request, and the unspecialized generic
+/// walk cost more than the parse itself.
+@inline(__always)
+func asciiCaseInsensitiveEqual(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
+    guard a.count == b.count else { return false }
+    let equal = { (x: UInt8, y: UInt8) in x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 97 && (x | 0x20) <= 122) }
+    let contiguous = a.withContiguousStorageIfAvailable { a in b.withContiguousStorageIfAvailable { b in zip(a, b).allSatisfy(equal) } }
+    if let contiguous, let result = contiguous { return result }
+    return zip(a, b).allSatisfy(equal)
+}
+
+extension BidirectionalCollection where Element == UInt8 {
+    /// Without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3).
+    func trimmingASCIISpaces() -> SubSequence {
+        var text = self[...]
+        while let first = text.first, first == 32 || first == 9 { text.removeFirst() }
+        while let last = text.last, last == 32 || last == 9 { text.removeLast() }
         return text
     }
 }

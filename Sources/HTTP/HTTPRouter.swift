@@ -33,7 +33,8 @@ public struct HTTPRouter {
 
     public func route(_ exchange: HTTPServerExchange) {
         let path = exchange.head.path
-        guard let routes = exact[String(path)] ?? prefixes.first(where: { path.hasPrefix($0.prefix) })?.routes else {
+        // Prefixes compare as bytes, not as Characters (which cost a grapheme walk per request).
+        guard let routes = exact[String(path)] ?? prefixes.first(where: { path.utf8.starts(with: $0.prefix.utf8) })?.routes else {
             return notFound(exchange)
         }
         let method = exchange.head.method

@@ -265,7 +265,7 @@ public final class HTTPServerConnection: StreamHandler {
         case .serving(let exchange, let since):
             let idle = timeouts.bodyIdle.nanosecondsClamped
             var next = MonotonicClock.now() &+ idle
-            if !exchange.headWritten && exchange.head.headers["Upgrade"] != nil {
+            if !exchange.headWritten && exchange.asksUpgrade {
                 next = min(next, since &+ timeouts.head.nanosecondsClamped)
             }
             if !exchange.bodyComplete && !bodyPaused { next = min(next, bodyActivityAt &+ idle) }
@@ -293,7 +293,7 @@ public final class HTTPServerConnection: StreamHandler {
             close(HTTPTimeoutError.bodyIdle)
         case .serving(let exchange, let since):
             let idle = timeouts.bodyIdle.nanosecondsClamped
-            if !exchange.headWritten && exchange.head.headers["Upgrade"] != nil && now &- since >= timeouts.head.nanosecondsClamped {
+            if !exchange.headWritten && exchange.asksUpgrade && now &- since >= timeouts.head.nanosecondsClamped {
                 keepAlive = false
                 exchange.abort(error: HTTPTimeoutError.head)
                 return finish(HTTPStatus(408), body: "request head timeout\n")

@@ -18,6 +18,9 @@ public final class HTTPServerExchange {
     }
 
     public let head: HTTPRequestHead
+    /// The request asks for an upgrade (it has the head timeout until answered). Looked up once:
+    /// the connection checks it whenever it re-arms its timer.
+    let asksUpgrade: Bool
     private weak var connection: HTTPServerConnection?
     public let loop: EventLoop
     /// Request body pieces, borrowed for the call. Unset: the body is read and dropped.
@@ -33,6 +36,7 @@ public final class HTTPServerExchange {
 
     init(head: HTTPRequestHead, connection: HTTPServerConnection) {
         self.head = head
+        asksUpgrade = head.headers["Upgrade"] != nil
         self.connection = connection
         self.loop = connection.stream.loop
     }

@@ -86,6 +86,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The IP address as text, without the port.
+    /// The IP address in network byte order: 4 bytes for IPv4, 16 for IPv6.
+    public var ipBytes: [UInt8] {
+        withUnsafeBytes(of: storage) { raw in
+            if family == AF_INET6 { return withUnsafeBytes(of: raw.load(as: sockaddr_in6.self).sin6_addr) { Array($0) } }
+            return withUnsafeBytes(of: raw.load(as: sockaddr_in.self).sin_addr) { Array($0) }
+        }
+    }
+
     public var host: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         withUnsafeBytes(of: storage) { raw in

@@ -29,7 +29,7 @@ public struct AddressRanges: Sendable, CustomStringConvertible {
     }
 
     public func contains(_ address: SocketAddress?) -> Bool {
-        guard let address, var bytes = Self.bytes(of: address.host) else { return false }
+        guard var bytes = address?.ipBytes else { return false }
         if bytes.count == 16 && bytes[..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
             bytes = Array(bytes[12...])
         }

@@ -10,8 +10,14 @@ import Tunnel
 public struct ClientRoute {
     public static let prefix = "/client/"
     /// Request and response headers that concern one hop only.
-    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                                        "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]
+    static let hopByHop = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+                           "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"]
+
+    /// Checked for every field both ways: the length comparison, inlined here, skips most calls.
+    static func isHopByHop(_ name: String) -> Bool {
+        let count = name.utf8.count
+        return hopByHop.contains { $0.utf8.count == count && $0.equalsIgnoringASCIICase(name) }
+    }
 
     let server: RemoteDialerServer
     /// Who may use the route (default: requesters on loopback only).
@@ -30,7 +36,9 @@ public struct ClientRoute {
     }
 
     public func handle(_ exchange: HTTPServerExchange) {
-        let parts = exchange.head.path.dropFirst(Self.prefix.count).split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+        // Split on bytes: "/" is ASCII, so every cut is on a character boundary.
+        let parts = exchange.head.path.utf8.dropFirst(Self.prefix.utf8.count)
+            .split(separator: UInt8(ascii: "/"), maxSplits: 3, omittingEmptySubsequences: false).map { Substring($0) }
         let isHealth = parts.count == 2 && parts[1] == "healthz"
         guard !parts[0].isEmpty, isHealth || (parts.count >= 3 && !parts[1].isEmpty && !parts[2].isEmpty) else {
             return exchange.respond(.notFound, body: "404 page not found\n")
@@ -45,11 +53,12 @@ public struct ClientRoute {
         let scheme = String(parts[1]), host = String(parts[2])
         guard !server.isDraining else { return exchange.respond(.serviceUnavailable, body: "server draining\n") }
         let path = parts.count > 3 ? String(parts[3]) : ""
-        let url = "\(scheme)://\(host)/\(path)"
         let method = exchange.head.method
-        // Go's url.Error prefix: the method with only its first letter upper-case ("Get").
-        let operation = method.prefix(1).uppercased() + method.dropFirst().lowercased()
-        let fail = { (error: Any) in exchange.respond(.internalServerError, body: "\(operation) \"\(url)\": \(error)") }
+        let fail = { (error: Any) in
+            // Go's url.Error prefix: the method with only its first letter upper-case ("Get").
+            let operation = method.prefix(1).uppercased() + method.dropFirst().lowercased()
+            exchange.respond(.internalServerError, body: "\(operation) \"\(scheme)://\(host)/\(path)\": \(error)")
+        }
         guard scheme == "http" || scheme == "https" else { return fail("unsupported protocol scheme \"\(scheme)\"") }
         let timeout: Duration
         switch Self.timeout(exchange.head.queryParameter("timeout"), options: server.options) {
@@ -57,7 +66,7 @@ public struct ClientRoute {
         case .failure(let refusal): return exchange.respond(.badRequest, body: refusal.description + "\n")
         }
         let hostName = Self.hostName(host)
-        let address = host.hasSuffix("]") || !host.contains(":") ? "\(host):\(scheme == "https" ? 443 : 80)" : host
+        let address = host.hasSuffix("]") || !host.utf8.contains(UInt8(ascii: ":")) ? "\(host):\(scheme == "https" ? 443 : 80)" : host
 
         if server.movedToSessionLoop(exchange, clientKey: clientKey) { return }
         let connection: TunnelConnection
@@ -76,11 +85,12 @@ public struct ClientRoute {
             upstreamStream = connection
         }
 
-        var request = HTTPRequestHead(method: method, target: "/" + path)
+        // Host, the requester's fields, Transfer-Encoding, Connection.
+        var request = HTTPRequestHead(method: method, target: "/" + path, headers: HTTPHeaders(capacity: exchange.head.headers.count + 3))
         request.headers.add(name: "Host", value: host)
-        for field in exchange.head.headers where !Self.hopByHop.contains(field.name.lowercased()) && field.name.lowercased() != "expect" {
+        for field in exchange.head.headers where !Self.isHopByHop(field.name) && !field.name.equalsIgnoringASCIICase("expect") {
             // Our credential is for us, never for the target.
-            if consumedAuthorization && field.name.lowercased() == "authorization" { continue }
+            if consumedAuthorization && field.name.equalsIgnoringASCIICase("authorization") { continue }
             request.headers.add(name: field.name, value: field.value)
         }
         if exchange.head.headers.containsToken("chunked", in: "Transfer-Encoding") {
@@ -95,8 +105,8 @@ public struct ClientRoute {
         let upstream = HTTPClientExchange(stream: upstreamStream, request: request) { event in
             switch event {
             case .head(let head):
-                var response = HTTPResponseHead(status: head.status)
-                for field in head.headers where !Self.hopByHop.contains(field.name.lowercased()) {
+                var response = HTTPResponseHead(status: head.status, headers: HTTPHeaders(capacity: head.headers.count))
+                for field in head.headers where !Self.isHopByHop(field.name) {
                     response.headers.add(name: field.name, value: field.value)
                 }
                 exchange.writeHead(response)

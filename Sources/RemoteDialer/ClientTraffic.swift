@@ -19,18 +19,33 @@ final class ClientTraffic {
         var history: [Int] = []
     }
 
-    private(set) var clients: [String: Totals] = [:]
+    /// One client's totals, held by its sessions' observers so a Data message costs no lookup.
+    final class Entry {
+        var totals = Totals()
+        /// Dropped by `sample`: a holder that still counts must look its client up again.
+        fileprivate(set) var forgotten = false
+    }
 
-    func sent(clientKey: String, bytes: Int) { clients[clientKey, default: Totals()].toClient += bytes }
-    func received(clientKey: String, bytes: Int) { clients[clientKey, default: Totals()].fromClient += bytes }
+    private var entries: [String: Entry] = [:]
+
+    var clients: [String: Totals] { entries.mapValues(\.totals) }
+
+    /// The entry that counts `clientKey`'s bytes, created on first use.
+    func entry(_ clientKey: String) -> Entry {
+        if let entry = entries[clientKey] { return entry }
+        let entry = Entry()
+        entries[clientKey] = entry
+        return entry
+    }
 
     /// Once a second: rates from the growth since the last sample; clients not in `connected`
     /// are forgotten.
     func sample(connected: Set<String>) {
-        for key in clients.keys where !connected.contains(key) { clients[key] = nil }
-        for key in clients.keys {
-            clients[key]!.sampleSecond()
+        for (key, entry) in entries where !connected.contains(key) {
+            entry.forgotten = true
+            entries[key] = nil
         }
+        for entry in entries.values { entry.totals.sampleSecond() }
     }
 }
 

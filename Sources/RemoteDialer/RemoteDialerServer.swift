@@ -142,11 +142,17 @@ public final class RemoteDialerServer {
         case .failure(let refusal): return exchange.respond(refusal.status, body: refusal.body)
         case .success(let accepted): response = accepted
         }
-        let held = peer ? sessions.sessionCount(clientKey: clientKey, peer: true) : directory.sessionCount(clientKey: clientKey)
-        guard held < options.maxSessionsPerClient else {
+        // A client's cap counts its sessions on every loop: checked and taken in one step in the
+        // directory, so connects racing on two loops cannot both pass it.
+        let admitted = peer ? sessions.sessionCount(clientKey: clientKey, peer: true) < options.maxSessionsPerClient
+                            : directory.addClient(clientKey, loop: loopIndex, maximum: options.maxSessionsPerClient)
+        guard admitted else {
             return exchange.respond(HTTPStatus(429), body: "too many sessions for client \(clientKey) (limit \(options.maxSessionsPerClient))\n")
         }
-        guard let stream = exchange.upgrade(response) else { return }
+        guard let stream = exchange.upgrade(response) else {
+            if !peer { directory.removeClient(clientKey, loop: loopIndex) }
+            return
+        }
         let socket = WebSocketConnection(stream: stream, role: .server, options: options.webSocket)
         // Only peer servers may tell us which clients they reach; only clients have bandwidth limits.
         var tunnelOptions = options.tunnel
@@ -189,7 +195,6 @@ public final class RemoteDialerServer {
         startPeriodicChecks()
         logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected", metadata: fields)
         sessions.add(session, peer: peer)
-        if !peer { directory.addClient(clientKey, loop: loopIndex) }
         let observer = SessionMetricsObserver(series: metrics.sessionAdded(clientKey: clientKey, peer: peer), traffic: traffic)
         sessionObservers[ObjectIdentifier(session)] = observer  // `session.observer` is weak
         session.observer = observer

@@ -95,14 +95,23 @@ final class ServerMetrics {
     }
 }
 
-/// Routes one session's events to its client's series and the server's per-client traffic.
+/// Routes one session's events to its client's series and traffic totals. Data messages are the
+/// hot path: both are resolved once per session, not per message.
 final class SessionMetricsObserver: TunnelSessionObserver {
     let series: ServerMetrics.ClientSeries
     let traffic: ClientTraffic
+    private var totals: ClientTraffic.Entry
 
     init(series: ServerMetrics.ClientSeries, traffic: ClientTraffic) {
         self.series = series
         self.traffic = traffic
+        totals = traffic.entry(series.clientKey)
+    }
+
+    /// The client's traffic entry, looked up again if a sample dropped it meanwhile.
+    private var currentTotals: ClientTraffic.Entry {
+        if totals.forgotten { totals = traffic.entry(series.clientKey) }
+        return totals
     }
 
     func session(_ session: TunnelSession, didAddConnection target: ConnectTarget) {
@@ -113,10 +122,10 @@ final class SessionMetricsObserver: TunnelSessionObserver {
     }
     func session(_ session: TunnelSession, didSendDataBytes count: Int) {
         series.transmit.increment(by: count)
-        traffic.sent(clientKey: series.clientKey, bytes: count)
+        currentTotals.totals.toClient += count
     }
     func session(_ session: TunnelSession, didReceiveDataBytes count: Int) {
         series.receive.increment(by: count)
-        traffic.received(clientKey: series.clientKey, bytes: count)
+        currentTotals.totals.fromClient += count
     }
 }

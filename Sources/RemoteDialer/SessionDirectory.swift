@@ -26,6 +26,17 @@ public final class SessionDirectory: Sendable {
         lock.withLock { entries.clients[clientKey, default: [:]][loop, default: 0] += 1 }
     }
 
+    /// Adds a client session unless the key already has `maximum` on all loops together; the
+    /// check and the add are one step, so sessions admitted at once on two loops cannot both
+    /// pass a cap with one place left.
+    public func addClient(_ clientKey: String, loop: Int, maximum: Int) -> Bool {
+        lock.withLock {
+            guard (entries.clients[clientKey]?.values.reduce(0, +) ?? 0) < maximum else { return false }
+            entries.clients[clientKey, default: [:]][loop, default: 0] += 1
+            return true
+        }
+    }
+
     public func removeClient(_ clientKey: String, loop: Int) {
         lock.withLock { Self.decrement(&entries.clients, clientKey, loop) }
     }

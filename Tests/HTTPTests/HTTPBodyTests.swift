@@ -69,6 +69,15 @@ struct HTTPBodyTests {
         #expect(throws: HTTPParseError.invalidContentLength) { try request(["Content-Length": "12", "Content-Length": "13"]) }
         #expect(throws: HTTPParseError.invalidContentLength) { try request(["Content-Length": "-1"]) }
         #expect(throws: HTTPParseError.unsupportedTransferEncoding) { try request(["Transfer-Encoding": "gzip, chunked"]) }
+        #expect(try request(["transfer-encoding": " CHUNKED ", "Content-Length": "12", "Content-Length": "13"]) == .chunked)
+        #expect(try request(["Content-Length": "12, 12"]) == .length(12))
+        #expect(try request(["Content-Length": ""]) == .none)
+        #expect(throws: HTTPParseError.invalidContentLength) { try request(["Content-Length": "12, 13"]) }
+        #expect(throws: HTTPParseError.invalidContentLength) { try request(["Content-Length": "1 2"]) }
+        #expect(throws: HTTPParseError.invalidContentLength) { try request(["Content-Length": "+12"]) }
+        #expect(throws: HTTPParseError.invalidContentLength) { try request(["Content-Length": String(repeating: "9", count: 19)]) }
+        #expect(throws: HTTPParseError.unsupportedTransferEncoding) { try request(["Transfer-Encoding": "chunked", "Transfer-Encoding": "chunked"]) }
+        #expect(throws: HTTPParseError.unsupportedTransferEncoding) { try request(["Transfer-Encoding": ""]) }
         let noContent = HTTPResponseHead(status: HTTPStatus(204))
         #expect(try HTTPBodyFraming.of(response: noContent, requestMethod: "GET") == .none)
         #expect(try HTTPBodyFraming.of(response: HTTPResponseHead(status: .ok), requestMethod: "HEAD") == .none)

@@ -96,6 +96,10 @@ struct HTTPHeadParserTests {
         ("GET / HTTP/1.1\r\nX: a\u{0}b\r\n\r\n", .malformedHeader),
         ("GET / HTTP/1.1\r\nX: a\u{7F}\r\n\r\n", .malformedHeader),
         ("GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", .malformedHeader),
+        ("GET / HTTP/1.1 \r\n\r\n", .malformedRequestLine),
+        ("GET / HTTP/1.1\rX\r\n\r\n", .unsupportedVersion),
+        (" / HTTP/1.1\r\n\r\n", .malformedRequestLine),
+        ("GET / HTTP/1.1\r\nX: a\r\r\n\r\n", .malformedHeader),
     ])
     func malformedHeadsAreRejectedWith400(text: String, expected: HTTPParseError) {
         for pieces in cuttings(Array(text.utf8)) {
@@ -151,11 +155,14 @@ struct HTTPHeadParserTests {
             }
         }
         var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4096)
-        #expect(appendBytes(&ring, Array("HTTP/1.1 2000 OK\r\n\r\n".utf8)))
-        var parser = HTTPHeadParser()
-        var rejected: HTTPParseError?
-        do throws(HTTPParseError) { _ = try parser.parseResponse(&ring) } catch { rejected = error }
-        #expect(rejected == .malformedStatusLine)
+        for text in ["HTTP/1.1 2000 OK", "HTTP/1.1 099 Low", "HTTP/1.1 +20 X", "HTTP/1.1 2x0", "HTTP/1.1", "HTTP/1.1  200 OK"] {
+            var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4096)
+            #expect(appendBytes(&ring, Array("\(text)\r\n\r\n".utf8)))
+            var parser = HTTPHeadParser()
+            var rejected: HTTPParseError?
+            do throws(HTTPParseError) { _ = try parser.parseResponse(&ring) } catch { rejected = error }
+            #expect(rejected == .malformedStatusLine, "\(text)")
+        }
     }
 
     /// Deterministic fuzzing: mutated and random heads at random cut points never crash, and
