@@ -29,6 +29,38 @@ public func openFileDescriptorCount() -> Int {
     return count - 3  // ".", "..", and the directory stream itself
 }
 
+/// Whether this process still holds the TCP socket between `localPort` and `remotePort`
+/// (loopback): its inode from /proc/net/tcp{,6}, matched against our fds. Unlike a descriptor
+/// count, other tests' sockets closing late cannot disturb it.
+public func holdsTCPSocket(localPort: UInt16, remotePort: UInt16) -> Bool {
+    var inodes = Set<String>()
+    if let dir = opendir("/proc/self/fd") {
+        defer { closedir(dir) }
+        var target = [CChar](repeating: 0, count: 64)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let count = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
+            guard count > 0 else { continue }
+            let link = String(decoding: target[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if link.hasPrefix("socket:[") { inodes.insert(String(link.dropFirst(8).dropLast())) }
+        }
+    }
+    func port(_ field: Substring) -> UInt16? { field.split(separator: ":").last.flatMap { UInt16($0, radix: 16) } }
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        guard let file = fopen(table, "r") else { continue }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0, let line {
+            let fields = String(cString: line).split(separator: " ")
+            guard fields.count > 9, port(fields[1]) == localPort, port(fields[2]) == remotePort else { continue }
+            if inodes.contains(String(fields[9])) { return true }
+        }
+    }
+    return false
+}
+
 /// The open descriptor count once it has held still for 200 ms (at most `seconds`): a baseline
 /// not disturbed by an earlier test's loops and sockets still being released.
 public func settledFileDescriptorCount(seconds: Double = 3) -> Int {

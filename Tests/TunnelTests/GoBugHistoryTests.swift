@@ -1,6 +1,7 @@
 import Glibc
 import Reactor
 import Testing
+import TestSupport
 import WebSocket
 @testable import Tunnel
 
@@ -240,7 +241,6 @@ struct GoBugHistoryTests {
         quietClient.pingInterval = .seconds(3600)  // a ping would make the client notice the close and drop its end too
         let fixture = try TunnelFixture(clientOptions: quietClient)
         defer { fixture.shutdown() }
-        let idleDescriptors = settledFileDescriptorCount()
         fixture.clientLoop.runBlocking { (fixture.clientSession.transport as! WebSocketTransport).socket.stream.pauseReading() }
         let connection = fixture.serverLoop.runBlocking { try! fixture.serverSession.dial(proto: "tcp", address: fixture.echoAddress) }
         var written = 0
@@ -250,12 +250,15 @@ struct GoBugHistoryTests {
                 return !fixture.serverSession.transportIsWritable
             }
         }, "the server's WebSocket never backed up")
-        let (socket, queued) = fixture.serverLoop.runBlocking {
+        let (socket, queued, ports) = fixture.serverLoop.runBlocking {
             let socket = (fixture.serverSession.transport as! WebSocketTransport).socket
+            let connection = socket.stream as! Connection
+            let ports = (local: connection.localAddress!.port, remote: connection.remoteAddress!.port)
             let queued = fixture.serverSession.bufferedBytes
             fixture.serverSession.close()
-            return (socket, queued)
+            return (socket, queued, ports)
         }
+        #expect(holdsTCPSocket(localPort: ports.local, remotePort: ports.remote), "the check cannot see the server's socket")
         let closeTimeout = WebSocketOptions().closeTimeout
         let limit = Double(closeTimeout.components.seconds) + 5
         #expect(waitUntil(seconds: limit) { fixture.serverLoop.runBlocking { !socket.stream.isOpen } },
@@ -263,7 +266,7 @@ struct GoBugHistoryTests {
         let held = fixture.serverLoop.runBlocking { (fixture.serverSession.bufferedBytes, socket.bufferedBytes) }
         print("close with \(queued) bytes queued towards a peer that does not read: afterwards \(held) held")
         #expect(queued > 0 && held == (0, 0))
-        #expect(openFileDescriptorCount() == idleDescriptors - 1, "the server's end of the WebSocket is still open")
+        #expect(!holdsTCPSocket(localPort: ports.local, remotePort: ports.remote), "the server's end of the WebSocket is still open")
     }
 
     // rancher/rancher#49592: connections were added but never removed until the process ran
