@@ -21,7 +21,9 @@ public final class TunnelSession: TunnelTransportDelegate {
     let transport: any TunnelTransport
     /// nil refuses every Connect (with Error "connect not allowed"; the session stays up).
     public var connectAuthorizer: ConnectAuthorizer?
-    public var dialer: LocalDialer
+    /// Dials the remote's Connects; nil: TCP (`TCPDialer` with this session's options), made
+    /// on the first Connect, since most sessions (a server's client sessions) never dial one.
+    public var dialer: LocalDialer?
     /// Client keys the remote announced with AddClient (peer routing), with their session keys.
     public private(set) var remoteClients: [String: Set<Int64>] = [:]
     public var onRemoteClientsChanged: ((_ client: RemoteClient, _ added: Bool) -> Void)?
@@ -58,7 +60,7 @@ public final class TunnelSession: TunnelTransportDelegate {
         self.sessionKey = sessionKey
         self.options = options
         self.connectAuthorizer = connectAuthorizer
-        self.dialer = dialer ?? TCPDialer.make(options: options)
+        self.dialer = dialer
         self.logger = logger
     }
 
@@ -345,6 +347,8 @@ public final class TunnelSession: TunnelTransportDelegate {
         connections[connID]?.sessionDidEnd()  // an id reused by the remote replaces the old one
         let connection = TunnelConnection(id: connID, target: target, session: self)
         register(connection)
+        let dialer = self.dialer ?? TCPDialer.make(options: options)
+        self.dialer = dialer
         dialer(target, loop) { [weak self] result in
             guard let self else { return }
             switch result {
