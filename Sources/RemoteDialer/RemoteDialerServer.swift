@@ -142,7 +142,13 @@ public final class RemoteDialerServer {
         guard held < options.maxSessionsPerClient else {
             return exchange.respond(HTTPStatus(429), body: "too many sessions for client \(clientKey) (limit \(options.maxSessionsPerClient))\n")
         }
-        guard let stream = exchange.upgrade(response) else { return }
+        // Counted before the 101 goes out: a client that hears it and connects again at once
+        // must find this session counted, whichever loop takes the next one.
+        if !peer { directory.addClient(clientKey, loop: loopIndex) }
+        guard let stream = exchange.upgrade(response) else {
+            if !peer { directory.removeClient(clientKey, loop: loopIndex) }
+            return
+        }
         let socket = WebSocketConnection(stream: stream, role: .server, options: options.webSocket)
         // Only peer servers may tell us which clients they reach; only clients have bandwidth limits.
         var tunnelOptions = options.tunnel
@@ -183,7 +189,6 @@ public final class RemoteDialerServer {
         logger.info("\(peer ? "peer" : "client") session \(clientKey)/\(session.sessionKey) connected",
                     metadata: sessionFields(clientKey, sessionKey, peer: peer, remoteAddress: origin.remoteAddress))
         sessions.add(session, peer: peer)
-        if !peer { directory.addClient(clientKey, loop: loopIndex) }
         metrics.sessionAdded(clientKey: clientKey, peer: peer)
         session.start()
     }
