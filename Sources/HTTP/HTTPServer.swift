@@ -17,8 +17,7 @@ public final class HTTPServer {
     public private(set) var openConnections = 0
     /// Sockets accepted by this server's listeners since it started (not those adopted).
     public private(set) var acceptedConnections = 0
-    /// Their HTTP handlers, by socket, while they speak HTTP: an upgraded socket's handler is
-    /// dropped (the socket still counts as open until it closes).
+    /// Their HTTP handlers, by socket (kept until the socket closes, upgraded or not).
     private var handlers: [ObjectIdentifier: HTTPServerConnection] = [:]
     /// False once `stopKeepingAlive()`: every connection closes after its response.
     public private(set) var keepsAlive = true
@@ -89,7 +88,6 @@ public final class HTTPServer {
         let handler = HTTPServerConnection(stream: stream, remoteAddress: connection.remoteAddress, limits: limits, timeouts: timeouts,
                                            respond: respond)
         if !keepsAlive { handler.stopKeepingAlive() }
-        handler.onDone = { [weak self] in self?.handlers[socket] = nil }
         handlers[socket] = handler
         return handler
     }

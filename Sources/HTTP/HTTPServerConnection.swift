@@ -38,9 +38,6 @@ public final class HTTPServerConnection: StreamHandler {
     var keepAlive = true
     /// False once `stopKeepingAlive()`: no request after the current one.
     private var keepAliveAllowed = true
-    /// Runs once when the connection stops speaking HTTP (upgraded, moved, or closed), so its
-    /// owner can let go of it: an upgraded socket lives on without this handler.
-    var onDone: (() -> Void)?
 
     public init(stream: any ByteStream, remoteAddress: SocketAddress? = nil, limits: HTTPLimits = HTTPLimits(),
                 timeouts: HTTPTimeouts = HTTPTimeouts(), respond: @escaping Responder) {
@@ -252,10 +249,6 @@ public final class HTTPServerConnection: StreamHandler {
     private func enter(_ next: Phase) {
         phase = next
         armTimer()
-        if case .done = next, let onDone {
-            self.onDone = nil
-            onDone()
-        }
     }
 
     /// One timer per connection, set for the current phase's deadline. Body and send stalls
