@@ -90,6 +90,48 @@ struct MultiLoopServerTests {
         #expect(fixture.loopCounters().reduce(0) { $0 + $1.moved } > before, "no request moved: nothing was tested")
     }
 
+    /// Requesters that vanish while their socket moves to the session's loop — closed or reset
+    /// right after the head, or partway into a body, at varied moments — leave nothing behind on
+    /// any loop: no HTTP connection, no descriptor (the tunnelled connections' target sockets are
+    /// in this process too), and the session keeps serving.
+    @Test(.disabled("""
+        open defect, see the stop note of 2026-11-26: about 1 run in 2 on a loaded machine, 4–75 \
+        sockets accepted by the target server stay open with their request unread, owned by no \
+        handler or stuck in awaitingHead with no event or timer firing; root cause not found yet
+        """))
+    func requestersVanishingAroundTheMoveLeaveNothingBehind() throws {
+        let fixture = try MultiLoopFixture(loops: 4)
+        defer { fixture.shutdown() }
+        try fixture.connect(["moving"])
+        try #require(fixture.waitForSessions(["moving"]))
+        #expect(fixture.get(client: "moving", path: "/blob/1/10")?.status == 200)
+        // The session's own socket is an (upgraded) connection of its loop's HTTP server.
+        let openConnections = { fixture.https.map { http in http.loop.runBlocking { http.value.openConnections } } }
+        let idleConnections = openConnections()
+        let idle = settledFileDescriptorCount()
+        let movedBefore = fixture.loopCounters().reduce(0) { $0 + $1.moved }
+        let target = "/client/moving/http/127.0.0.1:\(fixture.targetPort)"
+        for round in 0..<200 {
+            let fd = try #require(connectLoopback(port: fixture.port))
+            let request = round % 2 == 0
+                ? "GET \(target)/blob/\(round)/1048576 HTTP/1.1\r\nHost: x\r\n\r\n"
+                : "POST \(target)/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npart of a body"
+            _ = sendAll(fd, Array(request.utf8))
+            if round % 4 < 2 {  // reset rather than close
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            }
+            if round % 8 >= 4 { usleep(UInt32(round % 5) * 300) }
+            close(fd)
+        }
+        #expect(fixture.loopCounters().reduce(0) { $0 + $1.moved } > movedBefore + 50, "few requests moved: nothing was tested")
+        let drained = waitUntil(seconds: 15) { openConnections() == idleConnections }
+        #expect(drained, "open connections per loop: \(openConnections()), before: \(idleConnections)")
+        #expect(waitUntil(seconds: 15) { openFileDescriptorCount() == idle }, "fds \(openFileDescriptorCount()), idle \(idle)")
+        let answer = fixture.get(client: "moving", path: "/blob/7/70000")
+        #expect(answer?.status == 200 && answer?.body == MultiLoopFixture.blob(seed: 7, size: 70000))
+    }
+
     /// From loop code on a loop without the session (a port forward accepted there) and from a
     /// plain thread (`async`): both reach the session's loop.
     @Test func dialsFromAForeignLoopAndFromAPlainThreadReachTheSessionsLoop() async throws {
