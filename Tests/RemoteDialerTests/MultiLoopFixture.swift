@@ -89,6 +89,23 @@ final class MultiLoopFixture {
         }
     }
 
+    /// Connects `ids`, then, while some loop of the group holds none of their sessions (the
+    /// kernel's flow hash may put a few connections all on one loop), one more client at a time,
+    /// up to `extra` more; the ids connected, every session up.
+    func connectOnEveryLoop(_ ids: [String], extra: Int = 32) throws -> [String] {
+        var connected = ids
+        try connect(ids)
+        guard waitForSessions(ids) else { throw FixtureError("sessions of \(ids) did not come up") }
+        while Set(connected.flatMap { group.directory.loops(ofClient: $0) }).count < group.servers.count,
+              connected.count < ids.count + extra {
+            let id = "\(ids.last ?? "client")-extra\(connected.count)"
+            try connect([id])
+            guard waitForSessions([id]) else { throw FixtureError("session of \(id) did not come up") }
+            connected.append(id)
+        }
+        return connected
+    }
+
     func waitForSessions(_ ids: [String], in directory: SessionDirectory? = nil, seconds: Double = 30) -> Bool {
         let directory = directory ?? group.directory
         return waitUntil(seconds: seconds) { ids.allSatisfy { directory.hasSession(clientKey: $0) } }

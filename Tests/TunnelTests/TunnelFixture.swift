@@ -99,12 +99,6 @@ final class TunnelFixture: @unchecked Sendable {  // fields are set before the s
 }
 
 
-/// Why a fixture could not be set up.
-struct FixtureError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// Sends `total` bytes of pattern `i % 251` as fast as the socket takes them, then closes.
 final class SourceHandler: StreamHandler {
     let total: Int
