@@ -21,7 +21,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .target(name: "CSystem"),
@@ -40,16 +39,17 @@ let package = Package(
         .target(name: "Tunnel", dependencies: ["Reactor", "WebSocket", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TunnelTests", dependencies: ["TestSupport", "Tunnel", "HTTP", "WebSocket"]),
         .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", "TLS", .product(name: "Logging", package: "swift-log"),
-                                                    .product(name: "Metrics", package: "swift-metrics")]),
-        .target(name: "ProgramSupport", dependencies: ["CSystem", "HTTP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                    .product(name: "CoreMetrics", package: "swift-metrics")]),
+        .target(name: "ProgramSupport", dependencies: ["CSystem", "HTTP",
                                                       .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "remotedialer-server", dependencies: [
-            "RemoteDialer", "ProgramSupport", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Metrics", package: "swift-metrics")]),
+            "RemoteDialer", "ProgramSupport", "TLS",
+            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics")]),
         .executableTarget(name: "remotedialer-client", dependencies: [
-            "RemoteDialer", "ProgramSupport", "TLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RemoteDialer", "ProgramSupport", "TLS"]),
         .executableTarget(name: "remotedialer-dummy", dependencies: [
-            "HTTP", "ProgramSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "HTTP", "ProgramSupport"]),
+        .testTarget(name: "ProgramSupportTests", dependencies: ["ProgramSupport"]),
         .testTarget(name: "RemoteDialerTests", dependencies: ["TestSupport", "RemoteDialer", "Tunnel", "TLS"]),
     ],
     swiftLanguageModes: [.v6]

@@ -7,7 +7,7 @@
 # usage: Scripts/test-tunnel-bench.sh   (builds what Scripts/tunnel-bench.sh builds; about a minute once built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-release="$PWD/.build/release"
+release="$PWD/.build-static/release"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "test-tunnel-bench: FAIL: $*" >&2; exit 1; }

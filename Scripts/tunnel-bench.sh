@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tunnel benchmark harness: every scenario (baseline, bulk, rps, conns, sessions) for each
-# implementation given with --impl NAME=SERVER,CLIENT (default: ours, release build), medians
+# implementation given with --impl NAME=SERVER,CLIENT (default: ours, the packaged build), medians
 # of --repeat runs, ratios to the first implementation, JSON and SVG under bench-results/.
 # usage: Scripts/tunnel-bench.sh [harness options]   (see Benchmarks/README.md)
 set -euo pipefail
@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
 bash Scripts/install-deps.sh
+# The programs as they ship (Scripts/package.sh): the Swift runtime linked in, so their memory
+# is measured as a user running the packaged files sees it.
 for product in remotedialer-server remotedialer-client remotedialer-dummy; do
-    swift build -c release --product "$product"
+    swift build -c release --static-swift-stdlib --scratch-path .build-static --product "$product"
 done
 (cd Benchmarks && swift build -c release --product tunnel-bench)
 Benchmarks/.build/release/tunnel-bench "$@"

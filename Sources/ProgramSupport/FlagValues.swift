@@ -1,7 +1,5 @@
-import ArgumentParser
-
 /// A duration flag written the Go way: `10s`, `500ms`, `2m`, `1h` (a bare number is seconds).
-public struct FlagDuration: ExpressibleByArgument, Sendable, CustomStringConvertible {
+public struct FlagDuration: FlagValue, Sendable {
     public let duration: Duration
     public let description: String
 
@@ -14,11 +12,11 @@ public struct FlagDuration: ExpressibleByArgument, Sendable, CustomStringConvert
         description = argument
     }
 
-    public var defaultValueDescription: String { description }
+    public static var flagTypeName: String { "duration" }
 }
 
 /// A byte count flag: `1048576`, `64K`, `16M`, `1G` (binary multiples).
-public struct FlagBytes: ExpressibleByArgument, Sendable, CustomStringConvertible {
+public struct FlagBytes: FlagValue, Sendable {
     public let bytes: Int
     public let description: String
 
@@ -33,5 +31,5 @@ public struct FlagBytes: ExpressibleByArgument, Sendable, CustomStringConvertibl
         description = argument
     }
 
-    public var defaultValueDescription: String { description }
+    public static var flagTypeName: String { "bytes" }
 }

@@ -1,17 +1,9 @@
-import ArgumentParser
 import Glibc
 import Logging
 
-extension NameSpecification {
-    /// A long flag spelled the Go way (`-listen`) that also accepts `--listen`, so the Go demo's
-    /// command lines work unchanged.
-    public static func goStyle(_ name: String) -> NameSpecification {
-        [.customLong(name, withSingleDash: true), .customLong(name)]
-    }
-}
-
 /// `-log-format`: text lines for people (the default), JSON lines for log shippers.
-public enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+public enum LogFormat: String, FlagValue, CaseIterable, Sendable {
+    public static var flagTypeName: String { "text|json" }
     case text
     case json
 }
@@ -40,7 +32,7 @@ public func environmentVariable(_ name: String) -> String? {
 
 /// A whole (small) text file, e.g. a credentials file.
 public func readTextFile(_ path: String) throws -> String {
-    guard let file = fopen(path, "r") else { throw ValidationError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    guard let file = fopen(path, "r") else { throw UsageError("cannot open \(path): \(String(cString: strerror(errno)))") }
     defer { fclose(file) }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
@@ -48,8 +40,8 @@ public func readTextFile(_ path: String) throws -> String {
         let count = fread(&chunk, 1, chunk.count, file)
         if count > 0 { bytes += chunk[..<count] }
         if count < chunk.count { break }
-        guard bytes.count <= 64 << 20 else { throw ValidationError("\(path) is larger than 64 MiB") }
+        guard bytes.count <= 64 << 20 else { throw UsageError("\(path) is larger than 64 MiB") }
     }
-    guard ferror(file) == 0 else { throw ValidationError("cannot read \(path)") }
+    guard ferror(file) == 0 else { throw UsageError("cannot read \(path)") }
     return String(decoding: bytes, as: UTF8.self)
 }

@@ -1,4 +1,4 @@
-import Metrics
+import CoreMetrics
 import Tunnel
 
 /// The Go library's counters (PROTOCOL.md §7) through swift-metrics; whichever backend the

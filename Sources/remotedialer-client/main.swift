@@ -1,4 +1,3 @@
-import ArgumentParser
 import ProgramSupport
 import Glibc
 import Logging
@@ -8,31 +7,33 @@ import TLS
 import Tunnel
 
 /// The bundled tunnel client; flags as the Go demo's (PROTOCOL.md §5), plus TLS and an allow list.
-struct ClientCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remotedialer-client",
-        abstract: "Reverse-tunnel client: connects out to the server and dials what the server asks for.")
-
-    @Option(name: .goStyle("connect"), help: "Server connect URL")
+struct ClientCommand: Command {
     var connect = "ws://localhost:8123/connect"
-    @Option(name: .goStyle("id"), help: "Client id (X-Tunnel-ID)")
     var id = "foo"
-    @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
-    @Option(name: .goStyle("log-format"), help: "Log lines as text or json (one object a line: time, level, message and fields)")
     var logFormat = LogFormat.text
-    @Option(name: .goStyle("ca"), help: "CA file to verify a wss:// server")
     var ca: String?
-    @Flag(name: .goStyle("insecure"), help: "Skip TLS verification (labs only)")
     var insecure = false
-    @Option(name: .goStyle("allow"),
-            help: "Comma-separated proto/address patterns the server may dial (* wildcards), e.g. tcp/127.0.0.1:*; default: everything")
     var allow: String?
-    @Option(name: .goStyle("token"), help: "Client token sent as X-API-Tunnel-Token (prefer the REMOTEDIALER_TOKEN environment variable: flags show in ps)")
     var token: String?
-    @Option(name: .goStyle("cert"), help: "Client certificate chain (PEM) for a server that asks for one (mTLS)")
     var cert: String?
-    @Option(name: .goStyle("key"), help: "Private key (PEM) of -cert")
     var key: String?
+
+    static var flags: FlagSet<ClientCommand> {
+        var flags = FlagSet<ClientCommand>(commandName: "remotedialer-client",
+            abstract: "Reverse-tunnel client: connects out to the server and dials what the server asks for.")
+        flags.option("connect", \.connect, help: "Server connect URL")
+        flags.option("id", \.id, help: "Client id (X-Tunnel-ID)")
+        flags.flag("debug", \.debug, help: "Trace every tunnel message")
+        flags.option("log-format", \.logFormat, help: "Log lines as text or json (one object a line: time, level, message and fields)")
+        flags.option("ca", \.ca, help: "CA file to verify a wss:// server")
+        flags.flag("insecure", \.insecure, help: "Skip TLS verification (labs only)")
+        flags.option("allow", \.allow, help: "Comma-separated proto/address patterns the server may dial (* wildcards), e.g. tcp/127.0.0.1:*; default: everything")
+        flags.option("token", \.token, help: "Client token sent as X-API-Tunnel-Token (prefer the REMOTEDIALER_TOKEN environment variable: flags show in ps)")
+        flags.option("cert", \.cert, help: "Client certificate chain (PEM) for a server that asks for one (mTLS)")
+        flags.option("key", \.key, help: "Private key (PEM) of -cert")
+        return flags
+    }
 
     func run() throws {
         settleMemoryAllocator()
@@ -42,7 +43,7 @@ struct ClientCommand: ParsableCommand {
         var tlsConfiguration = TLSConfiguration.client()
         tlsConfiguration.caFile = ca
         tlsConfiguration.insecureSkipVerify = insecure
-        if (cert == nil) != (key == nil) { throw ValidationError("-cert and -key go together") }
+        if (cert == nil) != (key == nil) { throw UsageError("-cert and -key go together") }
         tlsConfiguration.certificateChainFile = cert
         tlsConfiguration.privateKeyFile = key
         if insecure { logger.warning("-insecure: the server's certificate is NOT verified") }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import ProgramSupport
 import Glibc
 import HTTP
@@ -6,12 +5,15 @@ import Reactor
 
 /// The test file server (the Go demo's "dummy"): serves the working directory over HTTP/1.1
 /// with keep-alive, HEAD and single byte ranges, streaming files with back-pressure.
-struct DummyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remotedialer-dummy",
-        abstract: "Serves the current directory over HTTP (a target for tunnel tests and benchmarks).")
-
-    @Option(name: .goStyle("listen"), help: "Listen address")
+struct DummyCommand: Command {
     var listen = ":8125"
+
+    static var flags: FlagSet<DummyCommand> {
+        var flags = FlagSet<DummyCommand>(commandName: "remotedialer-dummy",
+            abstract: "Serves the current directory over HTTP (a target for tunnel tests and benchmarks).")
+        flags.option("listen", \.listen, help: "Listen address")
+        return flags
+    }
 
     func run() throws {
         let address = try SocketAddress(listen)

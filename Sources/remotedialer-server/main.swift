@@ -1,102 +1,104 @@
-import ArgumentParser
 import Dispatch
 import ProgramSupport
 import Glibc
 import HTTP
 import Logging
-import Metrics
+import CoreMetrics
 import Prometheus
 import Reactor
 import RemoteDialer
 import TLS
 
 /// The bundled tunnel server; flags as the Go demo's (PROTOCOL.md §5), plus TLS and metrics.
-struct ServerCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remotedialer-server",
-        abstract: "Reverse-tunnel server: clients connect to /connect; /client/{id}/{scheme}/{host}/{path} goes through them.")
-
-    @Option(name: .goStyle("listen"), help: "Listen address")
+struct ServerCommand: Command {
     var listen = ":8123"
-    @Option(name: .goStyle("id"), help: "Peer id of this server (HA)")
     var id = ""
-    @Option(name: .goStyle("token"), help: "Peer token (HA)")
     var token = ""
-    @Option(name: .goStyle("peers"), help: "Peers: id:token:url,id:token:url")
     var peers = ""
-    @Option(name: .goStyle("peers-file"), help: "Peers from a file, one id:token:url a line (reloaded on SIGHUP)")
     var peersFile: String?
-    @Option(name: .goStyle("peers-dns"), help: "NAME:PORT: every address NAME resolves to (but ours) is a peer at ws://ADDR:PORT/connect, with -id/-token")
     var peersDNS: String?
-    @Option(name: .goStyle("peers-dns-interval"), help: "How often -peers-dns is resolved again")
     var peersDNSInterval = FlagDuration(argument: "30s")!
-    @Flag(name: .goStyle("peers-dns-tls"), help: "Link to -peers-dns peers with wss://")
     var peersDNSTLS = false
-    @Flag(name: .goStyle("debug"), help: "Trace every tunnel message")
     var debug = false
-    @Option(name: .goStyle("log-format"), help: "Log lines as text or json (one object a line: time, level, message and fields)")
     var logFormat = LogFormat.text
-    @Option(name: .goStyle("cert"), help: "TLS certificate chain (PEM) to serve HTTPS")
     var cert: String?
-    @Option(name: .goStyle("key"), help: "TLS private key (PEM)")
     var key: String?
-    @Option(name: .goStyle("peer-ca"), help: "CA file to verify wss:// peers (default: system roots)")
     var peerCA: String?
-    @Flag(name: .goStyle("peer-insecure"), help: "Skip TLS verification of peers (labs only)")
     var peerInsecure = false
-    @Option(name: .goStyle("upstream-ca"), help: "CA file to verify https targets of /client/... (default: system roots)")
     var upstreamCA: String?
 
     // Who may do what (README: "Running it for real").
-    @Option(name: .goStyle("client-tokens"), help: "File of 'ID TOKEN' or 'ID sha256:HEX' lines: clients must send X-API-Tunnel-Token (reloaded on SIGHUP)")
     var clientTokens: String?
-    @Option(name: .goStyle("client-ca"), help: "CA file: clients must present a certificate from it (mTLS, with -cert/-key); its CN or a DNS name is the client id")
     var clientCA: String?
-    @Option(name: .goStyle("proxy-tokens"), help: "File of 'NAME TOKEN CLIENT-PATTERNS' lines: /client/... needs Authorization: Bearer TOKEN (reloaded on SIGHUP)")
     var proxyTokens: String?
-    @Option(name: .goStyle("proxy-allow-from"), help: "Without -proxy-tokens: address ranges that may use /client/... (0.0.0.0/0,::/0 is the Go demo's open route)")
     var proxyAllowFrom = "127.0.0.1/32,::1/128"
-    @Option(name: .goStyle("socks"), help: "Also serve SOCKS5 on this address: username = client id, password = proxy token (CONNECT only)")
     var socks: String?
-    @Option(name: .goStyle("forward"), help: "LISTEN=CLIENT/tcp/HOST:PORT: a listener whose connections CLIENT dials to HOST:PORT (repeatable)")
     var forward: [String] = []
-    @Option(name: .goStyle("dial-wait"), help: "HTTP CONNECT and SOCKS5: how long to wait for the client's refusal before answering success (the tunnel protocol has no Connect acknowledgement)")
     var dialWait = FlagDuration(argument: "250ms")!
-    @Option(name: .goStyle("metrics-allow-from"), help: "Address ranges that may read /metrics (default: everyone)")
     var metricsAllowFrom: String?
-    @Option(name: .goStyle("admin-tokens"), help: "File of 'NAME TOKEN' lines: /api/ needs Authorization: Bearer TOKEN, which the /status page asks for (reloaded on SIGHUP)")
     var adminTokens: String?
-    @Option(name: .goStyle("admin-allow-from"), help: "Without -admin-tokens: address ranges that may use /api/ and /status")
     var adminAllowFrom = "127.0.0.1/32,::1/128"
 
     // Limits and timeouts (README: "Limits and timeouts").
-    @Option(name: .goStyle("head-timeout"), help: "Time to receive a request head (and answer an upgrade); then 408")
     var headTimeout = FlagDuration(argument: "10s")!
-    @Option(name: .goStyle("keepalive-timeout"), help: "Idle time allowed between requests on a kept-alive connection")
     var keepAliveTimeout = FlagDuration(argument: "60s")!
-    @Option(name: .goStyle("body-timeout"), help: "Time a request body may send nothing, or a response sit untaken")
     var bodyTimeout = FlagDuration(argument: "60s")!
-    @Option(name: .goStyle("max-proxy-timeout"), help: "Largest ?timeout= a /client/... request may ask for")
     var maxProxyTimeout = FlagDuration(argument: "10m")!
-    @Option(name: .goStyle("max-connections"), help: "Concurrent HTTP connections (default: from the fd limit); at the limit accepting pauses")
     var maxConnections: Int?
-    @Option(name: .goStyle("max-sessions-per-client"), help: "Sessions one client id may hold; more get 429")
     var maxSessionsPerClient = 64
-    @Option(name: .goStyle("max-connections-per-session"), help: "Tunnelled connections one session may hold")
     var maxConnectionsPerSession = 65_536
-    @Option(name: .goStyle("max-peer-clients"), help: "Client keys one peer may announce")
     var maxPeerClients = 100_000
-    @Option(name: .goStyle("max-write-queue"), help: "Bytes queued for one peer that does not read; past it the connection (and its session) is closed")
     var maxWriteQueue = FlagBytes(argument: "16M")!
-    @Option(name: .goStyle("max-buffered"), help: "Bytes buffered by all sessions together; past it the largest are closed first")
     var maxBuffered = FlagBytes(argument: "1G")!
-    @Option(name: .goStyle("client-rate"), help: "Bytes per second each client id may move, each way (e.g. 50M); -client-tokens may give a client its own as a third column")
     var clientRate: FlagBytes?
-    @Option(name: .goStyle("loops"), help: "Event loops (threads) serving connections, one listener each on the same port; sessions stay on the loop that accepted them")
     var loops = ReactorGroup.coreCount
-    @Option(name: .goStyle("accept"), help: "How -loops share accepting: reuseport (a listener per loop, the kernel spreads connections) or handoff (loop 0 accepts and hands sockets out round-robin)")
     var accept = AcceptDistribution.reusePort
-    @Option(name: .goStyle("drain-timeout"), help: "On SIGTERM, how long in-flight transfers may continue (a second SIGTERM ends them at once)")
     var drainTimeout = FlagDuration(argument: "30s")!
+
+    static var flags: FlagSet<ServerCommand> {
+        var flags = FlagSet<ServerCommand>(commandName: "remotedialer-server",
+            abstract: "Reverse-tunnel server: clients connect to /connect; /client/{id}/{scheme}/{host}/{path} goes through them.")
+        flags.option("listen", \.listen, help: "Listen address")
+        flags.option("id", \.id, help: "Peer id of this server (HA)")
+        flags.option("token", \.token, help: "Peer token (HA)")
+        flags.option("peers", \.peers, help: "Peers: id:token:url,id:token:url")
+        flags.option("peers-file", \.peersFile, help: "Peers from a file, one id:token:url a line (reloaded on SIGHUP)")
+        flags.option("peers-dns", \.peersDNS, help: "NAME:PORT: every address NAME resolves to (but ours) is a peer at ws://ADDR:PORT/connect, with -id/-token")
+        flags.option("peers-dns-interval", \.peersDNSInterval, help: "How often -peers-dns is resolved again")
+        flags.flag("peers-dns-tls", \.peersDNSTLS, help: "Link to -peers-dns peers with wss://")
+        flags.flag("debug", \.debug, help: "Trace every tunnel message")
+        flags.option("log-format", \.logFormat, help: "Log lines as text or json (one object a line: time, level, message and fields)")
+        flags.option("cert", \.cert, help: "TLS certificate chain (PEM) to serve HTTPS")
+        flags.option("key", \.key, help: "TLS private key (PEM)")
+        flags.option("peer-ca", \.peerCA, help: "CA file to verify wss:// peers (default: system roots)")
+        flags.flag("peer-insecure", \.peerInsecure, help: "Skip TLS verification of peers (labs only)")
+        flags.option("upstream-ca", \.upstreamCA, help: "CA file to verify https targets of /client/... (default: system roots)")
+        flags.option("client-tokens", \.clientTokens, help: "File of 'ID TOKEN' or 'ID sha256:HEX' lines: clients must send X-API-Tunnel-Token (reloaded on SIGHUP)")
+        flags.option("client-ca", \.clientCA, help: "CA file: clients must present a certificate from it (mTLS, with -cert/-key); its CN or a DNS name is the client id")
+        flags.option("proxy-tokens", \.proxyTokens, help: "File of 'NAME TOKEN CLIENT-PATTERNS' lines: /client/... needs Authorization: Bearer TOKEN (reloaded on SIGHUP)")
+        flags.option("proxy-allow-from", \.proxyAllowFrom, help: "Without -proxy-tokens: address ranges that may use /client/... (0.0.0.0/0,::/0 is the Go demo's open route)")
+        flags.option("socks", \.socks, help: "Also serve SOCKS5 on this address: username = client id, password = proxy token (CONNECT only)")
+        flags.option("forward", \.forward, help: "LISTEN=CLIENT/tcp/HOST:PORT: a listener whose connections CLIENT dials to HOST:PORT (repeatable)")
+        flags.option("dial-wait", \.dialWait, help: "HTTP CONNECT and SOCKS5: how long to wait for the client's refusal before answering success (the tunnel protocol has no Connect acknowledgement)")
+        flags.option("metrics-allow-from", \.metricsAllowFrom, help: "Address ranges that may read /metrics (default: everyone)")
+        flags.option("admin-tokens", \.adminTokens, help: "File of 'NAME TOKEN' lines: /api/ needs Authorization: Bearer TOKEN, which the /status page asks for (reloaded on SIGHUP)")
+        flags.option("admin-allow-from", \.adminAllowFrom, help: "Without -admin-tokens: address ranges that may use /api/ and /status")
+        flags.option("head-timeout", \.headTimeout, help: "Time to receive a request head (and answer an upgrade); then 408")
+        flags.option("keepalive-timeout", \.keepAliveTimeout, help: "Idle time allowed between requests on a kept-alive connection")
+        flags.option("body-timeout", \.bodyTimeout, help: "Time a request body may send nothing, or a response sit untaken")
+        flags.option("max-proxy-timeout", \.maxProxyTimeout, help: "Largest ?timeout= a /client/... request may ask for")
+        flags.option("max-connections", \.maxConnections, help: "Concurrent HTTP connections (default: from the fd limit); at the limit accepting pauses")
+        flags.option("max-sessions-per-client", \.maxSessionsPerClient, help: "Sessions one client id may hold; more get 429")
+        flags.option("max-connections-per-session", \.maxConnectionsPerSession, help: "Tunnelled connections one session may hold")
+        flags.option("max-peer-clients", \.maxPeerClients, help: "Client keys one peer may announce")
+        flags.option("max-write-queue", \.maxWriteQueue, help: "Bytes queued for one peer that does not read; past it the connection (and its session) is closed")
+        flags.option("max-buffered", \.maxBuffered, help: "Bytes buffered by all sessions together; past it the largest are closed first")
+        flags.option("client-rate", \.clientRate, help: "Bytes per second each client id may move, each way (e.g. 50M); -client-tokens may give a client its own as a third column")
+        flags.option("loops", \.loops, help: "Event loops (threads) serving connections, one listener each on the same port; sessions stay on the loop that accepted them")
+        flags.option("accept", \.accept, help: "How -loops share accepting: reuseport (a listener per loop, the kernel spreads connections) or handoff (loop 0 accepts and hands sockets out round-robin)")
+        flags.option("drain-timeout", \.drainTimeout, help: "On SIGTERM, how long in-flight transfers may continue (a second SIGTERM ends them at once)")
+        return flags
+    }
 
     func run() throws {
         settleMemoryAllocator()
@@ -104,8 +106,8 @@ struct ServerCommand: ParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "remotedialer-server")
-        if (cert == nil) != (key == nil) { throw ValidationError("-cert and -key go together") }
-        if clientCA != nil && cert == nil { throw ValidationError("-client-ca needs -cert and -key") }
+        if (cert == nil) != (key == nil) { throw UsageError("-cert and -key go together") }
+        if clientCA != nil && cert == nil { throw UsageError("-client-ca needs -cert and -key") }
         let serving = try cert.map { chain in
             var configuration = TLSConfiguration.server(certificateChainFile: chain, privateKeyFile: key!, clientCAFile: clientCA)
             // Proxy users and peers come without client certificates; tunnel clients are
@@ -144,7 +146,7 @@ struct ServerCommand: ParsableCommand {
         timeouts.bodyIdle = bodyTimeout.duration
         var listenOptions = ListenOptions()
         listenOptions.connection.writeQueueLimit = maxWriteQueue.bytes
-        if let maxConnections, maxConnections < 1 { throw ValidationError("-max-connections must be positive") }
+        if let maxConnections, maxConnections < 1 { throw UsageError("-max-connections must be positive") }
         let clientTokenFile = try clientTokens.map { try Self.credentials($0, needsRest: false, allowsRest: true) }
         let credentials = clientTokens == nil && clientCA == nil ? nil
             : ClientCredentials(tokens: clientTokenFile, requireCertificate: clientCA != nil)
@@ -158,11 +160,11 @@ struct ServerCommand: ParsableCommand {
         if loops > 1 && accept == .reusePort { listenOptions.reusePort = true }  // one listener per loop, the kernel spreads connections
         let socksAddress = try socks.map { try SocketAddress($0) }
         let forwardSpecs = try forward.map { text in
-            do { return try PortForward.Spec(parsing: text) } catch { throw ValidationError("\(error)") }
+            do { return try PortForward.Spec(parsing: text) } catch { throw UsageError("\(error)") }
         }
         let dnsPeers = try peersDNS.map { text in
-            guard !id.isEmpty, !token.isEmpty else { throw ValidationError("-peers-dns needs -id and -token") }
-            guard let (name, port) = try? SocketAddress.splitHostPort(text), !name.isEmpty, port != 0 else { throw ValidationError("-peers-dns wants NAME:PORT") }
+            guard !id.isEmpty, !token.isEmpty else { throw UsageError("-peers-dns needs -id and -token") }
+            guard let (name, port) = try? SocketAddress.splitHostPort(text), !name.isEmpty, port != 0 else { throw UsageError("-peers-dns wants NAME:PORT") }
             return (name, port)
         }
         let routes = Routes(access: access, adminAccess: adminAccess, metricsAllowed: metricsAllowed, registry: registry,
@@ -305,7 +307,7 @@ extension ServerCommand {
         var rates: [String: Int] = [:]
         for entry in file.entries where !entry.rest.isEmpty {
             guard let rate = FlagBytes(argument: entry.rest) else {
-                throw ValidationError("\(path): client \(entry.name): bad rate \"\(entry.rest.prefix(32))\": want bytes per second such as 20M")
+                throw UsageError("\(path): client \(entry.name): bad rate \"\(entry.rest.prefix(32))\": want bytes per second such as 20M")
             }
             rates[entry.name] = rate.bytes
         }
@@ -369,7 +371,7 @@ struct PeerSpec: Equatable {
 
     static func item(_ item: Substring) throws -> PeerSpec {
         let parts = item.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3 else { throw ValidationError("bad peer \(item.split(separator: ":").first ?? ""): want id:token:url") }
+        guard parts.count == 3 else { throw UsageError("bad peer \(item.split(separator: ":").first ?? ""): want id:token:url") }
         return PeerSpec(id: String(parts[0]), token: String(parts[1]), url: String(parts[2]))
     }
 
@@ -379,7 +381,7 @@ struct PeerSpec: Equatable {
         for (index, raw) in try readTextFile(path).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = (raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: " \t\r")
             guard !line.isEmpty else { continue }
-            do { peers.append(try item(line)) } catch { throw ValidationError("\(path):\(index + 1): \(error)") }
+            do { peers.append(try item(line)) } catch { throw UsageError("\(path):\(index + 1): \(error)") }
         }
         return peers
     }
@@ -398,7 +400,8 @@ final class PeerSet {
     }
 }
 
-extension AcceptDistribution: ExpressibleByArgument {
+extension AcceptDistribution: FlagValue {
+    public static var flagTypeName: String { "reuseport|handoff" }
     public init?(argument: String) {
         switch argument {
         case "reuseport": self = .reusePort
@@ -406,7 +409,7 @@ extension AcceptDistribution: ExpressibleByArgument {
         default: return nil
         }
     }
-    public var defaultValueDescription: String { self == .reusePort ? "reuseport" : "handoff" }
+    public var description: String { self == .reusePort ? "reuseport" : "handoff" }
 }
 
 extension Substring {

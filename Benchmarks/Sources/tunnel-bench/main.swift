@@ -55,7 +55,7 @@ while let argument = arguments.popFirst() {
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent()
 if implementations.isEmpty {
-    let release = repositoryRoot.appendingPathComponent(".build/release")
+    let release = repositoryRoot.appendingPathComponent(".build-static/release")  // as Scripts/package.sh builds them
     implementations = [Implementation(argument: "swift=\(release.path)/remotedialer-server,\(release.path)/remotedialer-client")!]
 }
 for (name, _) in serverArguments.merging(clientArguments, uniquingKeysWith: { a, _ in a }) where !implementations.contains(where: { $0.name == name }) {
