@@ -1,5 +1,4 @@
 import Reactor
-import TLS
 
 /// Builds frame headers on the stack and, for the client role, masks payload while copying it
 /// into a reusable send buffer (RFC 6455 requires client frames masked; that copy is the only
@@ -7,11 +6,14 @@ import TLS
 struct FrameWriter {
     let role: WebSocketRole
     /// Reused across frames so masking does not allocate per message; at most `maskingChunk`
-    /// bytes, large frames go through it in chunks (what the stream cannot send at once it
+    /// bytes, larger frames go through it in chunks (what the stream cannot send at once it
     /// queues anyway, so a message-sized buffer would only hold memory).
     private(set) var scratch: [UInt8] = []
+    private var maskingKeys = MaskingKeySource()
     static let maxHeaderLength = 14
-    static let maskingChunk = 64 << 10
+    /// Room for a 64 KiB payload (the tunnel's largest Data message by default), its frame header
+    /// and the tunnel's message header, so such a message is one write, not two.
+    static let maskingChunk = (64 << 10) + 64
 
     init(role: WebSocketRole) { self.role = role }
 
@@ -37,8 +39,7 @@ struct FrameWriter {
                 count = 10
             }
             if role == .client {
-                var key: UInt32 = 0
-                withUnsafeMutableBytes(of: &key) { Digest.randomBytes($0) }
+                let key = maskingKeys.next()
                 for index in 0..<4 { raw[count + index] = UInt8((key >> (24 - 8 * UInt32(index))) & 0xFF) }
                 count += 4
                 let capacity = min(count + length, Self.maskingChunk)

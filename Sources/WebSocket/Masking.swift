@@ -1,3 +1,5 @@
+import TLS
+
 /// XORs payload bytes with the 4-byte masking key (RFC 6455 §5.3), 64 bytes per step as vectors,
 /// then 8, then single bytes for the tail. `offset` is the payload position of `bytes[0]`, so a payload
 /// unmasked in pieces (across a ring's wrap point or reads) lines up with the key.
@@ -49,5 +51,22 @@ public enum Masking {
             tail >>= 8
             index += 1
         }
+    }
+}
+
+/// Masking keys for the frames a client sends: unpredictable (RFC 6455 §5.3: from a strong
+/// source of entropy), drawn from the kernel's CSPRNG 64 at a time rather than with one
+/// getrandom(2) per frame.
+struct MaskingKeySource {
+    private var keys = [UInt32](repeating: 0, count: 64)
+    private var used = 64
+
+    mutating func next() -> UInt32 {
+        if used == keys.count {
+            keys.withUnsafeMutableBytes { Digest.randomBytes($0) }
+            used = 0
+        }
+        defer { used += 1 }
+        return keys[used]
     }
 }

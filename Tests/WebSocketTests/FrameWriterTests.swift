@@ -108,12 +108,25 @@ struct FrameWriterTests {
         }
     }
 
+    /// Keys come from the CSPRNG in batches: over several batches no key repeats (a batch
+    /// reused would repeat every one; 300 random 32-bit keys collide with odds about 1 in 10^5).
     @Test func clientUsesAFreshKeyPerFrame() {
         let stream = RecordingStream(loop: Self.loop)
         var writer = FrameWriter(role: .client)
-        for _ in 0..<20 { _ = writer.write(to: stream, opcode: .ping, fin: true, .init(start: nil, count: 0), .init(start: nil, count: 0)) }
-        let keys = (0..<20).map { Array(stream.written[$0 * 6 + 2..<$0 * 6 + 6]) }
-        #expect(Set(keys.map { $0.reduce(0) { $0 << 8 | UInt32($1) } }).count >= 19)
+        for _ in 0..<300 { _ = writer.write(to: stream, opcode: .ping, fin: true, .init(start: nil, count: 0), .init(start: nil, count: 0)) }
+        let keys = (0..<300).map { Array(stream.written[$0 * 6 + 2..<$0 * 6 + 6]) }
+        #expect(Set(keys.map { $0.reduce(0) { $0 << 8 | UInt32($1) } }).count >= 299)
+    }
+
+    /// A client frame carrying a full 64 KiB tunnel Data message (its header as the first piece)
+    /// leaves in one write, not two.
+    @Test func clientFrameOfAFullDataMessageIsOneWrite() {
+        let stream = RecordingStream(loop: Self.loop)
+        var writer = FrameWriter(role: .client)
+        let header = [UInt8](repeating: 1, count: 21), body = [UInt8](repeating: 2, count: 64 << 10)
+        _ = header.withUnsafeBytes { h in body.withUnsafeBytes { writer.write(to: stream, opcode: .binary, fin: true, h, $0) } }
+        #expect(stream.writeCalls == 1)
+        #expect(decodeFrames(stream.written).first?.payload == header + body)
     }
 
     @Test func serverFrameGoesOutInOneGatheredWrite() {
