@@ -1,6 +1,8 @@
 #include "ctls.h"
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -163,3 +165,122 @@ int ctls_general_name(const GENERAL_NAMES *names, int index, const unsigned char
 }
 
 void ctls_general_names_free(GENERAL_NAMES *names) { GENERAL_NAMES_free(names); }
+
+// The window BIO (see ctls.h).
+struct window_state { const unsigned char *bytes; size_t length; size_t taken; };
+static BIO_METHOD *window_method;
+static pthread_once_t window_method_once = PTHREAD_ONCE_INIT;
+
+static int window_read(BIO *bio, char *out, int capacity) {
+    struct window_state *state = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (!state || capacity <= 0) return 0;
+    size_t left = state->length - state->taken;
+    if (left == 0) {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+    size_t count = left < (size_t)capacity ? left : (size_t)capacity;
+    memcpy(out, state->bytes + state->taken, count);
+    state->taken += count;
+    return (int)count;
+}
+
+static long window_ctrl(BIO *bio, int command, long number, void *pointer) {
+    (void)number; (void)pointer;
+    struct window_state *state = BIO_get_data(bio);
+    switch (command) {
+    case BIO_CTRL_PENDING: return state ? (long)(state->length - state->taken) : 0;
+    case BIO_CTRL_FLUSH: return 1;
+    default: return 0;
+    }
+}
+
+static int window_destroy(BIO *bio) {
+    free(BIO_get_data(bio));
+    BIO_set_data(bio, NULL);
+    return 1;
+}
+
+static void make_window_method(void) {
+    window_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "remotedialer lent ciphertext");
+    if (!window_method) return;
+    BIO_meth_set_read(window_method, window_read);
+    BIO_meth_set_ctrl(window_method, window_ctrl);
+    BIO_meth_set_destroy(window_method, window_destroy);
+}
+
+BIO *ctls_window_bio_new(void) {
+    pthread_once(&window_method_once, make_window_method);
+    if (!window_method) return NULL;
+    struct window_state *state = calloc(1, sizeof *state);
+    if (!state) return NULL;
+    BIO *bio = BIO_new(window_method);
+    if (!bio) { free(state); return NULL; }
+    BIO_set_data(bio, state);
+    BIO_set_init(bio, 1);
+    return bio;
+}
+
+void ctls_window_bio_set(BIO *bio, const void *bytes, size_t length) {
+    struct window_state *state = BIO_get_data(bio);
+    if (!state) return;
+    state->bytes = bytes;
+    state->length = bytes ? length : 0;
+    state->taken = 0;
+}
+
+size_t ctls_window_bio_taken(BIO *bio) {
+    struct window_state *state = BIO_get_data(bio);
+    return state ? state->taken : 0;
+}
+
+// The sink BIO (see ctls.h). Its method table is made once and shared by every BIO.
+struct sink_state { ctls_sink sink; void *context; };
+static BIO_METHOD *sink_method;
+static pthread_once_t sink_method_once = PTHREAD_ONCE_INIT;
+
+static int sink_write(BIO *bio, const char *bytes, int length) {
+    struct sink_state *state = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (!state || !state->context) return -1;
+    return state->sink(state->context, bytes, length);
+}
+
+static long sink_ctrl(BIO *bio, int command, long number, void *pointer) {
+    (void)bio; (void)number; (void)pointer;
+    // OpenSSL flushes after each flight of handshake records: nothing is held here to flush.
+    return command == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sink_destroy(BIO *bio) {
+    free(BIO_get_data(bio));
+    BIO_set_data(bio, NULL);
+    return 1;
+}
+
+static void make_sink_method(void) {
+    sink_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "remotedialer stream sink");
+    if (!sink_method) return;
+    BIO_meth_set_write(sink_method, sink_write);
+    BIO_meth_set_ctrl(sink_method, sink_ctrl);
+    BIO_meth_set_destroy(sink_method, sink_destroy);
+}
+
+BIO *ctls_sink_bio_new(ctls_sink sink) {
+    pthread_once(&sink_method_once, make_sink_method);
+    if (!sink_method) return NULL;
+    struct sink_state *state = calloc(1, sizeof *state);
+    if (!state) return NULL;
+    BIO *bio = BIO_new(sink_method);
+    if (!bio) { free(state); return NULL; }
+    state->sink = sink;
+    BIO_set_data(bio, state);
+    BIO_set_init(bio, 1);
+    return bio;
+}
+
+void ctls_sink_bio_set_context(BIO *bio, void *context) {
+    struct sink_state *state = BIO_get_data(bio);
+    if (state) state->context = context;
+}

@@ -1,10 +1,21 @@
 import CTLS
 import Glibc
 
-/// One TLS connection on memory BIOs, with no I/O of its own: ciphertext is fed in and taken
-/// out, plaintext is read and written, so it runs over a socket or any other byte stream.
+/// One TLS connection with no I/O of its own: ciphertext comes in and goes out through the
+/// caller, plaintext is read and written, so it runs over a socket or any other byte stream.
 /// Not thread-safe: one owner (a loop) drives it.
 public final class TLSEngine {
+    /// How ciphertext passes between the engine and its stream.
+    public enum CiphertextPath {
+        /// Through memory BIOs: `feed` copies the peer's ciphertext in, `takeCiphertext` copies
+        /// ours out.
+        case buffered
+        /// Without copies of our own: `lendingCiphertext` lets OpenSSL read the peer's
+        /// ciphertext where it lies (a stream's read ring), and each record OpenSSL seals goes
+        /// from its own buffer to `ciphertextSink` at once.
+        case direct
+    }
+
     public enum Status: Equatable {
         case done
         /// More ciphertext from the peer is needed.
@@ -17,24 +28,49 @@ public final class TLSEngine {
     let ssl: OpaquePointer
     /// Kept alive with the SSL: OpenSSL's callbacks read memory the context owns (its ALPN list).
     public let context: TLSContext
-    /// Ciphertext from the peer (we write, OpenSSL reads) and to the peer (OpenSSL writes, we read).
+    /// Ciphertext from the peer (OpenSSL reads it) and to the peer (OpenSSL writes it).
     private let inbound: OpaquePointer
     private let outbound: OpaquePointer
+    public let path: CiphertextPath
+    /// With `.direct`: takes each sealed record whole, or returns false (the stream is gone, and
+    /// the TLS call that wrote fails).
+    public var ciphertextSink: ((UnsafeRawBufferPointer) -> Bool)?
     public let role: TLSRole
     public private(set) var handshakeComplete = false
 
     /// A client verifies the server against `serverName` (or the configuration's); without a name
     /// it refuses to start unless the configuration says `insecureSkipVerify`.
-    public init(context: TLSContext, role: TLSRole, serverName: String? = nil) throws(TLSError) {
+    public init(context: TLSContext, role: TLSRole, serverName: String? = nil, path: CiphertextPath = .buffered) throws(TLSError) {
         let built = try context.prepared()
         ctls_clear_errors()
         guard let ssl = SSL_new(built.context) else { throw Self.lastError("SSL_new") }
         self.ssl = ssl
         self.context = context
         self.role = role
-        inbound = BIO_new(BIO_s_mem())
-        outbound = BIO_new(BIO_s_mem())
+        self.path = path
+        switch path {
+        case .buffered:
+            inbound = BIO_new(BIO_s_mem())
+            outbound = BIO_new(BIO_s_mem())
+        case .direct:
+            let window = ctls_window_bio_new()
+            let sink = ctls_sink_bio_new { context, bytes, length in
+                // The SSL (and with it this BIO) lives no longer than the engine: unretained is safe.
+                let engine = Unmanaged<TLSEngine>.fromOpaque(context!).takeUnretainedValue()
+                guard let sink = engine.ciphertextSink, sink(UnsafeRawBufferPointer(start: bytes, count: Int(length))) else { return -1 }
+                return length
+            }
+            guard let window, let sink else {
+                if let window { BIO_free(window) }
+                if let sink { BIO_free(sink) }
+                SSL_free(ssl)
+                throw Self.lastError("making the ciphertext BIOs")
+            }
+            inbound = window
+            outbound = sink
+        }
         SSL_set_bio(ssl, inbound, outbound)  // the SSL owns both BIOs now
+        if path == .direct { ctls_sink_bio_set_context(outbound, Unmanaged.passUnretained(self).toOpaque()) }
         if role == .server {
             SSL_set_accept_state(ssl)
             if let roots = built.clientCertificateRoots {
@@ -62,10 +98,23 @@ public final class TLSEngine {
 
     deinit { SSL_free(ssl) }
 
-    /// Hands the peer's ciphertext to OpenSSL (copied into the memory BIO).
+    /// With `.buffered`: hands the peer's ciphertext to OpenSSL (copied into the memory BIO).
     public func feed(_ ciphertext: UnsafeRawBufferPointer) {
+        precondition(path == .buffered, "feed needs the buffered ciphertext path")
         guard ciphertext.count > 0 else { return }
         _ = BIO_write(inbound, ciphertext.baseAddress, Int32(ciphertext.count))
+    }
+
+    /// With `.direct`: OpenSSL may read `ciphertext` during `body` (its handshake and read
+    /// calls), in place. Returns how many bytes it took; the rest stays the caller's, to lend
+    /// again later (OpenSSL keeps a partial record it took).
+    public func lendingCiphertext(_ ciphertext: UnsafeRawBufferPointer, _ body: () -> Void) -> Int {
+        precondition(path == .direct, "lendingCiphertext needs the direct ciphertext path")
+        ctls_window_bio_set(inbound, ciphertext.baseAddress, ciphertext.count)
+        body()
+        let taken = ctls_window_bio_taken(inbound)
+        ctls_window_bio_set(inbound, nil, 0)
+        return taken
     }
 
     /// Ciphertext waiting to go to the peer.

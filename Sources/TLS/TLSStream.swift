@@ -31,8 +31,6 @@ public final class TLSStream: ByteStream, StreamHandler {
     private var record: UnsafeMutableRawBufferPointer
     private var recordCount = 0
     private var recordSealScheduled = false
-    /// Ciphertext on its way from the engine to the inner stream.
-    private var cipherScratch: UnsafeMutableRawBufferPointer
     /// Plaintext written before the handshake finished.
     private var early: RingBuffer
     /// close_notify is sent: nothing more may be written.
@@ -51,11 +49,11 @@ public final class TLSStream: ByteStream, StreamHandler {
     public init(wrapping inner: any ByteStream, context: TLSContext, role: TLSRole, serverName: String? = nil,
                 maxBufferedPlaintext: Int = 256 << 10) throws(TLSError) {
         self.inner = inner
-        engine = try TLSEngine(context: context, role: role, serverName: serverName)
+        engine = try TLSEngine(context: context, role: role, serverName: serverName, path: .direct)
         plaintext = RingBuffer(minimumCapacity: 4096, maximumCapacity: max(maxBufferedPlaintext, Self.recordSize))
         early = RingBuffer(minimumCapacity: 1024, maximumCapacity: 4 << 20)
         record = .allocate(byteCount: Self.recordSize, alignment: 16)
-        cipherScratch = .allocate(byteCount: 64 << 10, alignment: 16)
+        engine.ciphertextSink = Self.sink(to: inner)
     }
 
     /// A session that moved here from another loop (`migrate(to:then:)`): its handshake is done,
@@ -66,18 +64,23 @@ public final class TLSStream: ByteStream, StreamHandler {
         self.plaintext = plaintext
         early = RingBuffer(minimumCapacity: 1024, maximumCapacity: 4 << 20)
         record = .allocate(byteCount: Self.recordSize, alignment: 16)
-        cipherScratch = .allocate(byteCount: 64 << 10, alignment: 16)
+        engine.ciphertextSink = Self.sink(to: inner)
+    }
+
+    /// Ciphertext goes to the inner stream as OpenSSL seals it: written at once if the socket
+    /// takes it, else queued there (the inner stream's write queue is the only buffer).
+    private static func sink(to inner: any ByteStream) -> (UnsafeRawBufferPointer) -> Bool {
+        { [weak inner] ciphertext in inner?.write(ciphertext) ?? false }
     }
 
     deinit {
         record.deallocate()
-        cipherScratch.deallocate()
     }
 
     public var loop: EventLoop { inner.loop }
     public var isOpen: Bool { state == .handshaking || state == .open }
     public var isStarted: Bool { state != .idle }
-    public var bufferedBytes: Int { inner.bufferedBytes + plaintext.capacity + early.capacity + record.count + cipherScratch.count }
+    public var bufferedBytes: Int { inner.bufferedBytes + plaintext.capacity + early.capacity + record.count }
     /// False until the handshake is done (writes before it are held, bounded), then the inner stream's.
     public var isWritable: Bool { state == .open && !writeShutDown && inner.isWritable }
     public var negotiatedALPN: String? { engine.negotiatedALPN }
@@ -111,20 +114,27 @@ public final class TLSStream: ByteStream, StreamHandler {
 
     // MARK: Reading
 
+    /// OpenSSL reads the ciphertext where it lies in the inner stream's ring. What it does not
+    /// take (decryption stopped: our ring full, reading paused, closed) stays there; the inner
+    /// stream is paused then, and offers it again on resume.
     public func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        var taken = 0
         buffer.withReadableRegions { first, second in
-            engine.feed(first)
-            engine.feed(second)
+            for region in [first, second] where !region.isEmpty {
+                let took = engine.lendingCiphertext(region) {
+                    if state == .handshaking { advanceHandshake() } else { decrypt() }
+                }
+                taken += took
+                guard took == region.count else { break }
+            }
         }
-        buffer.consume(buffer.readableBytes)
-        if state == .handshaking { advanceHandshake() } else { decrypt() }
+        buffer.consume(taken)
     }
 
     private func advanceHandshake() {
         switch engine.handshake() {
         case .done:
             state = .open
-            flushCiphertext()
             if !early.isEmpty {
                 let pending = early.bytes()
                 early.discardAll()
@@ -137,12 +147,11 @@ public final class TLSStream: ByteStream, StreamHandler {
             }
             decrypt()
         case .wantRead:
-            flushCiphertext()
+            break
         case .closed:
             fail(TLSError("peer closed the connection during the handshake"))
         case .failed(let error):
-            flushCiphertext()  // the alert, if any
-            fail(error)
+            fail(error)  // the alert, if any, is already with the inner stream
         }
     }
 
@@ -155,7 +164,6 @@ public final class TLSStream: ByteStream, StreamHandler {
             deliver()
             guard ringFull && plaintext.readableBytes < before else { break }
         }
-        flushCiphertext()  // reads can produce protocol replies (key updates, alerts)
     }
 
     /// Decrypts until the engine needs more ciphertext or the ring is full (returns true then).
@@ -267,24 +275,13 @@ public final class TLSStream: ByteStream, StreamHandler {
         return encrypt(UnsafeRawBufferPointer(rebasing: record[..<count]))
     }
 
+    /// Seals `bytes`; the records go to the inner stream through the engine's sink.
     private func encrypt(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if case .failed(let error) = engine.write(bytes) {
             fail(error)
             return false
         }
-        return flushCiphertext()
-    }
-
-    /// Moves the engine's ciphertext to the inner stream.
-    @discardableResult
-    private func flushCiphertext() -> Bool {
-        var ok = true
-        while engine.pendingCiphertext > 0 {
-            let count = engine.takeCiphertext(into: cipherScratch)
-            guard count > 0 else { break }
-            ok = inner.write(UnsafeRawBufferPointer(rebasing: cipherScratch[..<count])) && ok
-        }
-        return ok
+        return true
     }
 
     public func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) {
@@ -345,7 +342,6 @@ public final class TLSStream: ByteStream, StreamHandler {
         writeShutDown = true
         sealRecord()
         engine.shutdown()
-        flushCiphertext()
     }
 
     private func fail(_ error: any Error) {

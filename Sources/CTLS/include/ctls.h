@@ -20,6 +20,21 @@ int ctls_base64_encode(const void *bytes, size_t length, char *output);
 int ctls_random_bytes(void *bytes, int length);
 
 
+/// A write-only BIO that hands each piece of ciphertext OpenSSL writes to `sink(context, bytes,
+/// length)` at once, unbuffered: a stream's write path then takes it straight from OpenSSL's
+/// record buffer, with none of a memory BIO's two copies. `sink` returns `length` (it takes all)
+/// or -1 (the stream is gone). Set the context with `ctls_sink_bio_set_context` before use.
+typedef int (*ctls_sink)(void *context, const void *bytes, int length);
+BIO *ctls_sink_bio_new(ctls_sink sink);
+void ctls_sink_bio_set_context(BIO *bio, void *context);
+
+/// A read-only BIO over bytes the caller lends (`ctls_window_bio_set`): OpenSSL reads them in
+/// place, with none of a memory BIO's copy in; when they are used up a read asks to retry.
+/// `ctls_window_bio_taken` tells how many it has read since the last set.
+BIO *ctls_window_bio_new(void);
+void ctls_window_bio_set(BIO *bio, const void *bytes, size_t length);
+size_t ctls_window_bio_taken(BIO *bio);
+
 /// Macros Swift cannot call, as functions.
 int ctls_ctx_set_min_tls12(SSL_CTX *ctx);
 int ctls_ctx_set_min_tls13(SSL_CTX *ctx);
