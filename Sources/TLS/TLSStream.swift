@@ -31,6 +31,12 @@ public final class TLSStream: ByteStream, StreamHandler {
     private var record: UnsafeMutableRawBufferPointer
     private var recordCount = 0
     private var recordSealScheduled = false
+    /// Records sealed by one engine call, gathered so they reach the inner stream in one write
+    /// (a 64 KiB write is four records: one system call, not four).
+    private var sealed: UnsafeMutableRawBufferPointer
+    private var sealedCount = 0
+    /// Four full records with their overhead (header, tag, content type: 22–29 bytes).
+    static let sealedCapacity = 4 * (recordSize + 64)
     /// Plaintext written before the handshake finished.
     private var early: RingBuffer
     /// close_notify is sent: nothing more may be written.
@@ -53,7 +59,8 @@ public final class TLSStream: ByteStream, StreamHandler {
         plaintext = RingBuffer(minimumCapacity: 4096, maximumCapacity: max(maxBufferedPlaintext, Self.recordSize))
         early = RingBuffer(minimumCapacity: 1024, maximumCapacity: 4 << 20)
         record = .allocate(byteCount: Self.recordSize, alignment: 16)
-        engine.ciphertextSink = Self.sink(to: inner)
+        sealed = .allocate(byteCount: Self.sealedCapacity, alignment: 16)
+        engine.ciphertextSink = { [weak self] in self?.stage($0) ?? false }
     }
 
     /// A session that moved here from another loop (`migrate(to:then:)`): its handshake is done,
@@ -64,23 +71,19 @@ public final class TLSStream: ByteStream, StreamHandler {
         self.plaintext = plaintext
         early = RingBuffer(minimumCapacity: 1024, maximumCapacity: 4 << 20)
         record = .allocate(byteCount: Self.recordSize, alignment: 16)
-        engine.ciphertextSink = Self.sink(to: inner)
-    }
-
-    /// Ciphertext goes to the inner stream as OpenSSL seals it: written at once if the socket
-    /// takes it, else queued there (the inner stream's write queue is the only buffer).
-    private static func sink(to inner: any ByteStream) -> (UnsafeRawBufferPointer) -> Bool {
-        { [weak inner] ciphertext in inner?.write(ciphertext) ?? false }
+        sealed = .allocate(byteCount: Self.sealedCapacity, alignment: 16)
+        engine.ciphertextSink = { [weak self] in self?.stage($0) ?? false }
     }
 
     deinit {
         record.deallocate()
+        sealed.deallocate()
     }
 
     public var loop: EventLoop { inner.loop }
     public var isOpen: Bool { state == .handshaking || state == .open }
     public var isStarted: Bool { state != .idle }
-    public var bufferedBytes: Int { inner.bufferedBytes + plaintext.capacity + early.capacity + record.count }
+    public var bufferedBytes: Int { inner.bufferedBytes + plaintext.capacity + early.capacity + record.count + sealed.count }
     /// False until the handshake is done (writes before it are held, bounded), then the inner stream's.
     public var isWritable: Bool { state == .open && !writeShutDown && inner.isWritable }
     public var negotiatedALPN: String? { engine.negotiatedALPN }
@@ -135,6 +138,7 @@ public final class TLSStream: ByteStream, StreamHandler {
         switch engine.handshake() {
         case .done:
             state = .open
+            flushSealed()
             if !early.isEmpty {
                 let pending = early.bytes()
                 early.discardAll()
@@ -147,11 +151,12 @@ public final class TLSStream: ByteStream, StreamHandler {
             }
             decrypt()
         case .wantRead:
-            break
+            flushSealed()
         case .closed:
             fail(TLSError("peer closed the connection during the handshake"))
         case .failed(let error):
-            fail(error)  // the alert, if any, is already with the inner stream
+            flushSealed()  // the alert, if any
+            fail(error)
         }
     }
 
@@ -164,6 +169,7 @@ public final class TLSStream: ByteStream, StreamHandler {
             deliver()
             guard ringFull && plaintext.readableBytes < before else { break }
         }
+        flushSealed()  // reads can produce protocol replies (key updates, alerts)
     }
 
     /// Decrypts until the engine needs more ciphertext or the ring is full (returns true then).
@@ -275,13 +281,32 @@ public final class TLSStream: ByteStream, StreamHandler {
         return encrypt(UnsafeRawBufferPointer(rebasing: record[..<count]))
     }
 
-    /// Seals `bytes`; the records go to the inner stream through the engine's sink.
+    /// Seals `bytes`; the records go to the inner stream together.
     private func encrypt(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if case .failed(let error) = engine.write(bytes) {
             fail(error)
             return false
         }
+        return flushSealed()
+    }
+
+    /// The engine's sink: a record, straight from OpenSSL's buffer into `sealed`.
+    private func stage(_ ciphertext: UnsafeRawBufferPointer) -> Bool {
+        if sealedCount + ciphertext.count > sealed.count { guard flushSealed() else { return false } }
+        if ciphertext.count > sealed.count { return inner.write(ciphertext) }
+        (sealed.baseAddress! + sealedCount).copyMemory(from: ciphertext.baseAddress!, byteCount: ciphertext.count)
+        sealedCount += ciphertext.count
         return true
+    }
+
+    /// Hands the gathered records to the inner stream: written at once if the socket takes
+    /// them, else queued there.
+    @discardableResult
+    private func flushSealed() -> Bool {
+        guard sealedCount > 0 else { return true }
+        let count = sealedCount
+        sealedCount = 0
+        return inner.write(UnsafeRawBufferPointer(rebasing: sealed[..<count]))
     }
 
     public func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) {
@@ -342,6 +367,7 @@ public final class TLSStream: ByteStream, StreamHandler {
         writeShutDown = true
         sealRecord()
         engine.shutdown()
+        flushSealed()
     }
 
     private func fail(_ error: any Error) {
@@ -368,7 +394,7 @@ extension TLSStream: MigratableStream {
     public var socket: Connection? { inner as? Connection }
 
     public var isMigratable: Bool {
-        state == .open && recordCount == 0 && !recordSealScheduled && early.isEmpty && !writeShutDown && !innerEOF && !inputEnded
+        state == .open && recordCount == 0 && sealedCount == 0 && !recordSealScheduled && early.isEmpty && !writeShutDown && !innerEOF && !inputEnded
             && socket?.isMigratable == true
     }
 

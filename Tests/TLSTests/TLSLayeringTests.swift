@@ -69,6 +69,7 @@ final class StartTLSGate: StreamHandler {
 final class CountingStream: ByteStream, StreamHandler {
     let wrapped: any ByteStream
     private(set) var bytesWritten = 0
+    private(set) var writeCalls = 0
     private var handler: (any StreamHandler)?
     init(wrapping wrapped: any ByteStream) { self.wrapped = wrapped }
 
@@ -80,6 +81,7 @@ final class CountingStream: ByteStream, StreamHandler {
     func replaceHandler(_ handler: any StreamHandler) { self.handler = handler }
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
         bytesWritten += first.count + second.count
+        writeCalls += 1
         return wrapped.write(first, second)
     }
     func pauseReading() { wrapped.pauseReading() }

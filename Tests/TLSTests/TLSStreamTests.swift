@@ -166,6 +166,30 @@ final class TLSStreamTests: TLSLoopFixture {
         #expect(text == String(repeating: message, count: 1000))
     }
 
+    /// A 64 KiB write is four records, handed to the inner stream in one write, not four.
+    @Test func theRecordsOfOneWriteReachTheInnerStreamTogether() throws {
+        let (port, _) = try startEchoServer()
+        let client = try clientContext()
+        let ready = OneShot<(CountingStream, any ByteStream)>()
+        let echoed = OneShot<(String, (any Error)?)>()
+        connect(port: port) { connection in
+            let counting = CountingStream(wrapping: connection!)
+            let stream = try! TLSStream(wrapping: counting, context: client, role: .client, serverName: "localhost")
+            stream.start(handler: ReadyNotifier(Collector { echoed.set(($0, $1)) }) { ready.set((counting, $0)) })
+        }
+        let (counting, stream) = try #require(ready.wait(seconds: 10))
+        let message = String(repeating: "0123456789abcdef", count: 4096)  // 64 KiB
+        let (calls, bytes) = loop.runBlocking {
+            let (calls, bytes) = (counting.writeCalls, counting.bytesWritten)
+            stream.write(Array(message.utf8))
+            return (counting.writeCalls - calls, counting.bytesWritten - bytes)
+        }
+        #expect(calls == 1 && bytes > 64 << 10, "\(calls) writes of \(bytes) bytes")
+        loop.runBlocking { stream.shutdownWrite() }
+        let (text, _) = try #require(echoed.wait(seconds: 10))
+        #expect(text == message)
+    }
+
     /// Writes and a close asked for before the handshake completes happen after it, in order.
     @Test func writesAndCloseBeforeTheHandshakeAreKept() throws {
         let (port, _) = try startEchoServer()
