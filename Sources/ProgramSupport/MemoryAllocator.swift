@@ -1,5 +1,6 @@
 import CSystem
 import Glibc
+import HTTP
 
 /// glibc malloc set for a long-running network program; call first thing in `main`.
 ///
@@ -10,6 +11,6 @@ import Glibc
 /// above idle and stayed 6.6 MiB above it afterwards; with the fixed threshold, 3.3 MiB and 0.4.
 /// An operator's own `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=…` is left in force.
 public func settleMemoryAllocator() {
-    if let tunables = environmentVariable("GLIBC_TUNABLES"), tunables.contains("malloc.mmap_threshold") { return }
+    if let tunables = environmentVariable("GLIBC_TUNABLES"), tunables.includes("malloc.mmap_threshold") { return }
     _ = csystem_set_mmap_threshold(128 * 1024)
 }

@@ -1,3 +1,4 @@
+import HTTP
 import Logging
 import Reactor
 import Tunnel
@@ -35,10 +36,10 @@ public final class SOCKS5Server {
     static func replyCode(for error: any Error) -> SOCKS5Handshake.ReplyCode {
         let text = "\(error)"
         if text.hasSuffix("connection refused") { return .connectionRefused }
-        if text.contains("no such host") || text.contains("no route to host") { return .hostUnreachable }
-        if text.contains("network is unreachable") { return .networkUnreachable }
-        if text.contains("i/o timeout") || text.contains("timed out") { return .ttlExpired }
-        if text.contains("not allowed") { return .notAllowed }
+        if text.includes("no such host") || text.includes("no route to host") { return .hostUnreachable }
+        if text.includes("network is unreachable") { return .networkUnreachable }
+        if text.includes("i/o timeout") || text.includes("timed out") { return .ttlExpired }
+        if text.includes("not allowed") { return .notAllowed }
         return .generalFailure
     }
 }
