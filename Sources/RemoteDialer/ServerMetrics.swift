@@ -12,33 +12,44 @@ import Tunnel
 /// Loop-confined: one per server (per loop).
 final class ServerMetrics {
     /// The series of one client key (or peer id) with a session on this loop; handles are
-    /// resolved once, as the byte counters are hit per Data message.
+    /// resolved once, as the byte counters are hit per Data message. The byte series appear with
+    /// the first byte, as Go's do: an idle session costs no byte counters.
     final class ClientSeries {
         let clientKey: String
-        let transmit: Counter
-        let receive: Counter
+        private var transmitCounter: Counter?
+        private var receiveCounter: Counter?
         fileprivate var sessions = 0
-        private var sessionCounters: [Bool: (added: Counter, removed: Counter)] = [:]
-        private var targetCounters: [String: (added: Counter, removed: Counter)] = [:]
+        private var sessionCounters: [Bool: AddRemoveSeries] = [:]
+        private var targetCounters: [String: AddRemoveSeries] = [:]
         private let maxTargets: Int
 
         fileprivate init(clientKey: String, maxTargets: Int) {
             self.clientKey = clientKey
             self.maxTargets = maxTargets
-            transmit = Counter(label: "session_server_total_transmit_bytes", dimensions: [("clientkey", clientKey)])
-            receive = Counter(label: "session_server_total_receive_bytes", dimensions: [("clientkey", clientKey)])
         }
 
-        fileprivate func sessionCounters(peer: Bool) -> (added: Counter, removed: Counter) {
+        var transmit: Counter {
+            if let transmitCounter { return transmitCounter }
+            let counter = Counter(label: "session_server_total_transmit_bytes", dimensions: [("clientkey", clientKey)])
+            transmitCounter = counter
+            return counter
+        }
+
+        var receive: Counter {
+            if let receiveCounter { return receiveCounter }
+            let counter = Counter(label: "session_server_total_receive_bytes", dimensions: [("clientkey", clientKey)])
+            receiveCounter = counter
+            return counter
+        }
+
+        fileprivate func sessionCounters(peer: Bool) -> AddRemoveSeries {
             if let counters = sessionCounters[peer] { return counters }
-            let dimensions = [("clientkey", clientKey), ("peer", peer ? "true" : "false")]
-            let counters = (Counter(label: "session_server_total_add_websocket_session", dimensions: dimensions),
-                            Counter(label: "session_server_total_remove_websocket_session", dimensions: dimensions))
+            let counters = AddRemoveSeries("websocket_session", dimensions: [("clientkey", clientKey), ("peer", peer ? "true" : "false")])
             sessionCounters[peer] = counters
             return counters
         }
 
-        fileprivate func targetCounters(_ target: ConnectTarget) -> (added: Counter, removed: Counter) {
+        fileprivate func targetCounters(_ target: ConnectTarget) -> AddRemoveSeries {
             let key = "\(target.proto) \(target.address)"
             if let counters = targetCounters[key] { return counters }
             // Past the cap, new addresses share one entry per proto (a key without a space, so
@@ -46,18 +57,44 @@ final class ServerMetrics {
             let overflow = targetCounters.count >= maxTargets
             let entry = overflow ? target.proto : key
             if let counters = targetCounters[entry] { return counters }
-            let dimensions = [("clientkey", clientKey), ("proto", target.proto), ("addr", overflow ? "other" : target.address)]
-            let counters = (Counter(label: "session_server_total_add_connections", dimensions: dimensions),
-                            Counter(label: "session_server_total_remove_connections", dimensions: dimensions))
+            let counters = AddRemoveSeries("connections", dimensions: [("clientkey", clientKey), ("proto", target.proto),
+                                                                       ("addr", overflow ? "other" : target.address)])
             targetCounters[entry] = counters
             return counters
         }
 
         fileprivate func destroy() {
-            transmit.destroy()
-            receive.destroy()
-            for counters in sessionCounters.values { counters.added.destroy(); counters.removed.destroy() }
-            for counters in targetCounters.values { counters.added.destroy(); counters.removed.destroy() }
+            transmitCounter?.destroy()
+            receiveCounter?.destroy()
+            for counters in sessionCounters.values { counters.destroy() }
+            for counters in targetCounters.values { counters.destroy() }
+        }
+    }
+
+    /// `session_server_total_add_<what>` and `…_remove_<what>` with the same dimensions; the
+    /// remove series appears with the first removal, as Go's does.
+    final class AddRemoveSeries {
+        let added: Counter
+        private var removedCounter: Counter?
+        private let what: String
+        private let dimensions: [(String, String)]
+
+        fileprivate init(_ what: String, dimensions: [(String, String)]) {
+            self.what = what
+            self.dimensions = dimensions
+            added = Counter(label: "session_server_total_add_\(what)", dimensions: dimensions)
+        }
+
+        var removed: Counter {
+            if let removedCounter { return removedCounter }
+            let counter = Counter(label: "session_server_total_remove_\(what)", dimensions: dimensions)
+            removedCounter = counter
+            return counter
+        }
+
+        fileprivate func destroy() {
+            added.destroy()
+            removedCounter?.destroy()
         }
     }
 

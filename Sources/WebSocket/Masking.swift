@@ -58,11 +58,12 @@ public enum Masking {
 /// source of entropy), drawn from the kernel's CSPRNG 64 at a time rather than with one
 /// getrandom(2) per frame.
 struct MaskingKeySource {
-    private var keys = [UInt32](repeating: 0, count: 64)
-    private var used = 64
+    private var keys: [UInt32] = []  // made on first use: a server's frames carry no key
+    private var used = 0
 
     mutating func next() -> UInt32 {
         if used == keys.count {
+            if keys.isEmpty { keys = [UInt32](repeating: 0, count: 64) }
             keys.withUnsafeMutableBytes { Digest.randomBytes($0) }
             used = 0
         }
