@@ -1,10 +1,23 @@
 import Reactor
 
-/// A cap on open connections shared by the HTTP servers of several loops, so that a server on N
-/// loops holds at most `maximum` in all, as on one. Each server counts its sockets here (a lock
-/// per accept and close, not per byte); at the cap every member stops accepting (new
-/// connections wait in the kernel's backlog), below it they all resume. Members on other loops
-/// hear it through their loop's task queue, so each may accept a few more meanwhile.
+/// Something that accepts connections and can hold off for a while: an HTTP server, a listener.
+public protocol AcceptingMember: AnyObject {
+    var loop: EventLoop { get }
+    func setAcceptingPaused(_ paused: Bool)
+}
+
+extension Listener: AcceptingMember {
+    public func setAcceptingPaused(_ paused: Bool) {
+        if paused { pauseAccepting() } else { resumeAccepting() }
+    }
+}
+
+/// A cap on open connections shared by every way into a server (the HTTP servers of several
+/// loops, the SOCKS5 and port-forward listeners), so that a server holds at most `maximum` in
+/// all, as one listener on one loop would. Each member counts its sockets here (a lock per
+/// accept and close, not per byte); at the cap every member stops accepting (new connections
+/// wait in the kernel's backlog), below it they all resume. Members on other loops hear it
+/// through their loop's task queue, so each may accept a few more meanwhile.
 public final class ConnectionLimit: Sendable {
     public let maximum: Int
     private let lock = Lock()
@@ -20,14 +33,27 @@ public final class ConnectionLimit: Sendable {
     /// Connections open in all member servers.
     public var openConnections: Int { lock.withLock { open } }
 
-    func join(_ server: HTTPServer) {
-        let member = Member(server)
-        lock.withLock { members.append(member) }
+    /// Adds a member, paused at once if the cap is reached. Call it on the member's loop.
+    public func join(_ accepting: some AcceptingMember) {
+        let member = Member(accepting)
+        let paused = lock.withLock {
+            members.append(member)
+            return atCap
+        }
+        if paused { accepting.setAcceptingPaused(true) }
     }
 
-    func leave(_ server: HTTPServer) {
-        let id = ObjectIdentifier(server)
+    public func leave(_ accepting: some AcceptingMember) {
+        let id = ObjectIdentifier(accepting)
         lock.withLock { members.removeAll { $0.id == id } }
+    }
+
+    /// Counts `connection` (just accepted, not started) until it closes: the limit takes the
+    /// connection's `onClosed`.
+    public func track(_ connection: Connection) {
+        precondition(connection.onClosed == nil, "a tracked connection's onClosed is the limit's")
+        opened()
+        connection.onClosed = { [self] in closed() }
     }
 
     func opened() { change(+1) }
@@ -48,17 +74,17 @@ public final class ConnectionLimit: Sendable {
     }
 }
 
-/// A member server, reached only on its loop; weak, so a closed server is not kept.
-private final class Member: @unchecked Sendable {  // `server` is only dereferenced on `loop`
+/// A member, reached only on its loop; weak, so a closed one is not kept.
+private final class Member: @unchecked Sendable {  // `accepting` is only dereferenced on `loop`
     let loop: EventLoop
     let id: ObjectIdentifier
-    private weak var server: HTTPServer?
+    private weak var accepting: (any AcceptingMember)?
 
-    init(_ server: HTTPServer) {
-        loop = server.loop
-        id = ObjectIdentifier(server)
-        self.server = server
+    init(_ accepting: any AcceptingMember) {
+        loop = accepting.loop
+        id = ObjectIdentifier(accepting)
+        self.accepting = accepting
     }
 
-    func setAcceptingPaused(_ paused: Bool) { server?.setAcceptingPaused(paused) }
+    func setAcceptingPaused(_ paused: Bool) { accepting?.setAcceptingPaused(paused) }
 }

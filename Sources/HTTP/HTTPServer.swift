@@ -5,7 +5,7 @@ import Reactor
 /// `maxConnections` at once (its own, or a `ConnectionLimit` shared with other loops' servers):
 /// at the limit the listener stops accepting (new connections wait in the kernel's backlog) and
 /// resumes as connections close. Upgraded connections count until their socket closes.
-public final class HTTPServer {
+public final class HTTPServer: AcceptingMember {
     public let loop: EventLoop
     public let limits: HTTPLimits
     public let timeouts: HTTPTimeouts
@@ -99,7 +99,7 @@ public final class HTTPServer {
     }
 
     /// The shared limit was reached (true) or left (false).
-    func setAcceptingPaused(_ paused: Bool) {
+    public func setAcceptingPaused(_ paused: Bool) {
         for listener in listeners where listener.isAcceptingPaused != paused {
             if paused { listener.pauseAccepting() } else { listener.resumeAccepting() }
         }

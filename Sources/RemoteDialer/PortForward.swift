@@ -1,3 +1,4 @@
+import HTTP
 import Logging
 import Reactor
 import Tunnel
@@ -40,16 +41,24 @@ public final class PortForward {
         self.server = server
     }
 
-    /// Listens on the server's loop.
-    public func listen(options: ListenOptions = ListenOptions()) throws(SocketError) -> Listener {
-        try server.loop.listen(on: spec.listen, options: options) { [self] connection in accept(connection) }
+    /// Listens on the server's loop; with `limit`, its connections count against that cap (and
+    /// it stops accepting at the cap) with every other way into the server.
+    public func listen(options: ListenOptions = ListenOptions(), limit: ConnectionLimit? = nil) throws(SocketError) -> Listener {
+        let listener = try server.loop.listen(on: spec.listen, options: options) { [self] connection in
+            limit?.track(connection)
+            accept(connection, limit: limit)
+        }
+        limit?.join(listener)
+        return listener
     }
 
-    private func accept(_ connection: Connection) {
+    private func accept(_ connection: Connection, limit: ConnectionLimit?) {
         guard server.canReach(clientKey: spec.clientKey) else { return refuse(connection, DialError("client \(spec.clientKey) is not connected")) }
         // On the loop of the client's session (the socket moves there first).
         let logger = logger, spec = spec
         server.dial(clientKey: spec.clientKey, address: spec.target.description, moving: connection) { result, connection in
+            // A socket that moved left the count with its old Connection: count the new one.
+            if let limit, connection.onClosed == nil { limit.track(connection) }
             switch result {
             case .success(let tunnelled):
                 _ = StreamRelay(connection, tunnelled)

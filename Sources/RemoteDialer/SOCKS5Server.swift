@@ -25,11 +25,15 @@ public final class SOCKS5Server {
         self.handshakeTimeout = handshakeTimeout
     }
 
-    /// Listens on the server's loop.
-    public func listen(on address: SocketAddress, options: ListenOptions = ListenOptions()) throws(SocketError) -> Listener {
-        try server.loop.listen(on: address, options: options) { [self] connection in
-            connection.start(handler: SOCKS5Negotiation(socks: self, connection: connection))
+    /// Listens on the server's loop; with `limit`, its connections count against that cap (and
+    /// it stops accepting at the cap) with every other way into the server.
+    public func listen(on address: SocketAddress, options: ListenOptions = ListenOptions(), limit: ConnectionLimit? = nil) throws(SocketError) -> Listener {
+        let listener = try server.loop.listen(on: address, options: options) { [self] connection in
+            limit?.track(connection)
+            connection.start(handler: SOCKS5Negotiation(socks: self, connection: connection, limit: limit))
         }
+        limit?.join(listener)
+        return listener
     }
 
     /// What a failed dial means in SOCKS5 terms, from the Go error text the client sent.
@@ -53,9 +57,12 @@ final class SOCKS5Negotiation: StreamHandler {
     private var timer: TimerID?
     private var dialling = false
     private let remoteAddress: SocketAddress?
+    /// The cap the requester's socket counts against (again after a move to another loop).
+    private let limit: ConnectionLimit?
 
-    init(socks: SOCKS5Server, connection: Connection) {
+    init(socks: SOCKS5Server, connection: Connection, limit: ConnectionLimit?) {
         self.socks = socks
+        self.limit = limit
         remoteAddress = connection.remoteAddress
         weak let weakConnection = connection
         timer = connection.loop.scheduleTimer(after: socks.handshakeTimeout) { weakConnection?.close() }
@@ -97,7 +104,8 @@ final class SOCKS5Negotiation: StreamHandler {
         let (server, clientKey, wait) = (socks.server, clientKey, socks.dialWait)
         // The client's session is on another loop: the requester's socket moves there first.
         if case .elsewhere(let sibling) = server.route(clientKey: clientKey), let socket = stream as? Connection,
-           socket.migrate(to: sibling.loop, then: { moved in
+           socket.migrate(to: sibling.loop, then: { [limit] moved in
+               limit?.track(moved)  // the socket left the count when it left this loop
                SOCKS5Dial.start(moved, started: false, server: sibling.value, clientKey: clientKey, target: target, wait: wait)
            }) {
             return

@@ -190,10 +190,10 @@ struct ServerCommand: Command {
             let server = control.value, loop = control.loop
             logger.info("listening on \(bound)\(serving == nil ? "" : " (TLS)") on \(loops) loop\(loops == 1 ? "" : "s") (at most \(routes.connectionLimit.maximum) connections)")
             let socksServer = SOCKS5Server(server: server, access: access, dialWait: dialWait.duration, handshakeTimeout: headTimeout.duration)
-            let socksListener = try socksAddress.map { try socksServer.listen(on: $0, options: listenOptions) }
+            let socksListener = try socksAddress.map { try socksServer.listen(on: $0, options: listenOptions, limit: routes.connectionLimit) }
             if let socksListener { logger.info("SOCKS5 listening on \(socksListener.address)") }
             let forwardListeners = try forwardSpecs.map { spec in
-                let listener = try PortForward(spec: spec, server: server).listen(options: listenOptions)
+                let listener = try PortForward(spec: spec, server: server).listen(options: listenOptions, limit: routes.connectionLimit)
                 logger.info("forwarding \(listener.address) to \(spec.clientKey)/tcp/\(spec.target)")
                 return listener
             }

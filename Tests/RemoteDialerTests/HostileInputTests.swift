@@ -204,6 +204,44 @@ struct HostileInputTests {
         #expect(server.isRunning)
     }
 
+    /// Item 7: sockets accepted by the SOCKS5 and `-forward` listeners count against the same
+    /// cap as HTTP's: at the cap no listener takes another, below it they all do.
+    @Test func socksAndForwardSocketsCountAgainstTheConnectionCap() throws {
+        let deployment = try Deployment(fileSize: 1024)
+        let forwardPort = freePort()
+        let port = try deployment.startServer(["-max-connections", "3", "-head-timeout", "60s", "-socks", "127.0.0.1:0",
+                                               "-forward", "127.0.0.1:\(forwardPort)=nobody/tcp/127.0.0.1:9"])
+        let server = deployment.servers[0]
+        var socksPort: UInt16?
+        _ = waitUntil(seconds: 10) { socksPort = server.port(after: "SOCKS5 listening on 127.0.0.1:"); return socksPort != nil }
+        let socks = try #require(socksPort)
+        let idle = server.settledFileDescriptorCount
+        // A SOCKS5 greeting (username/password offered) is answered by an accepted socket only.
+        let greeting: [UInt8] = [5, 1, 2]
+        func greets(_ socket: RawSocket) -> Bool { socket.send(greeting) && socket.read(atLeast: 2) == [5, 2] }
+        var holders = try (0..<3).map { _ in try #require(RawSocket(port: socks, receiveTimeout: 2)) }
+        #expect(holders.allSatisfy(greets), "below the cap the SOCKS5 listener answers")
+        #expect(waitUntil(seconds: 10) { server.fileDescriptorCount >= idle + 3 })
+        // At the cap: no listener accepts, so nothing answers.
+        let waiting = try #require(RawSocket(port: socks, receiveTimeout: 1))
+        #expect(!greets(waiting), "a SOCKS5 socket was served beyond the cap")
+        let refused = try curl(["http://127.0.0.1:\(port)/healthz"], timeout: 1)
+        #expect(refused.exitCode == 28, "HTTP served beyond the cap: status \(refused.status), curl exit \(refused.exitCode)")
+        // Below it again: the waiting socket is taken and answered.
+        holders.removeFirst(2)
+        #expect(waiting.read(atLeast: 2) == [5, 2] || greets(waiting), "the waiting SOCKS5 socket was never served")
+        // The forward listener stops at the cap too: its socket waits (no EOF); below the cap it
+        // is taken, and closed at once (client "nobody" has no session).
+        holders.append(try #require(RawSocket(port: socks, receiveTimeout: 2)))
+        #expect(greets(holders.last!))
+        let forwarded = try #require(RawSocket(port: forwardPort, receiveTimeout: 1))
+        var byte: UInt8 = 0
+        #expect(recv(forwarded.fd, &byte, 1, 0) < 0, "the forward listener accepted beyond the cap")
+        holders.removeFirst()
+        #expect(waitUntil(seconds: 10) { recv(forwarded.fd, &byte, 1, 0) == 0 }, "the forward listener never took its waiting socket")
+        #expect(server.isRunning)
+    }
+
     /// Item 7: sessions per client key are capped.
     @Test func sessionsPerClientAreCapped() throws {
         let deployment = try Deployment(fileSize: 1024)
