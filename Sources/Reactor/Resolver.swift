@@ -34,12 +34,8 @@ public enum Resolver {
         var addresses: [SocketAddress] = []
         var cursor = list
         while let entry = cursor {
-            if let sa = entry.pointee.ai_addr, entry.pointee.ai_family == AF_INET || entry.pointee.ai_family == AF_INET6 {
-                var storage = sockaddr_storage()
-                withUnsafeMutableBytes(of: &storage) { raw in
-                    raw.baseAddress!.copyMemory(from: sa, byteCount: Int(entry.pointee.ai_addrlen))
-                }
-                addresses.append(SocketAddress(storage: storage, length: entry.pointee.ai_addrlen))
+            if let sa = entry.pointee.ai_addr, let address = SocketAddress(sa, length: entry.pointee.ai_addrlen) {
+                addresses.append(address)
             }
             cursor = entry.pointee.ai_next
         }

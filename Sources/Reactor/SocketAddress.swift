@@ -1,21 +1,32 @@
 import Glibc
 
-/// An IPv4 or IPv6 socket address (a `sockaddr_storage` with its length), parsed from and printed
-/// as `host:port` / `[v6]:port`.
+/// An IPv4 or IPv6 socket address (the kernel's `sockaddr_in` or `sockaddr_in6`, with its
+/// length), parsed from and printed as `host:port` / `[v6]:port`.
 public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
-    var storage: sockaddr_storage
+    /// Either family fits (IPv4 in its first bytes); a `sockaddr_storage` would make the address
+    /// 136 bytes, and every connection keeps two.
+    var storage: sockaddr_in6
     var length: socklen_t
 
-    public var family: Int32 { Int32(storage.ss_family) }
+    public var family: Int32 { Int32(storage.sin6_family) }
 
-    init(storage: sockaddr_storage, length: socklen_t) {
+    init(storage: sockaddr_in6, length: socklen_t) {
         self.storage = storage
         self.length = length
     }
 
+    /// The address in the `length` bytes at `raw` (as the kernel fills them in); nil unless IPv4 or IPv6.
+    init?(_ raw: UnsafeRawPointer, length: socklen_t) {
+        let family = Int32(raw.load(fromByteOffset: MemoryLayout.offset(of: \sockaddr.sa_family)!, as: sa_family_t.self))
+        guard family == AF_INET || family == AF_INET6, Int(length) <= MemoryLayout<sockaddr_in6>.size else { return nil }
+        var storage = sockaddr_in6()
+        withUnsafeMutableBytes(of: &storage) { $0.baseAddress!.copyMemory(from: raw, byteCount: Int(length)) }
+        self.init(storage: storage, length: length)
+    }
+
     /// A literal IP address and port; returns nil when `host` is not an IP literal.
     public init?(ipLiteral host: String, port: UInt16) {
-        var storage = sockaddr_storage()
+        var storage = sockaddr_in6()
         let unbracketed = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         var v4 = in_addr()
         var v6 = in6_addr()

@@ -68,14 +68,16 @@ enum Syscall {
     static func localAddress(_ fd: Int32) -> SocketAddress? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutableBytes(of: &storage) { getsockname(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length) }
-        return rc == 0 ? SocketAddress(storage: storage, length: length) : nil
+        return withUnsafeMutableBytes(of: &storage) { raw in
+            getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length) == 0 ? SocketAddress(raw.baseAddress!, length: length) : nil
+        }
     }
 
     static func peerAddress(_ fd: Int32) -> SocketAddress? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutableBytes(of: &storage) { getpeername(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length) }
-        return rc == 0 ? SocketAddress(storage: storage, length: length) : nil
+        return withUnsafeMutableBytes(of: &storage) { raw in
+            getpeername(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length) == 0 ? SocketAddress(raw.baseAddress!, length: length) : nil
+        }
     }
 }

@@ -13,7 +13,9 @@ final class ClientBandwidth {
     private let loop: EventLoop
     private var buckets: [Direction: TokenBucket] = [:]
     private var refillTimers: [Direction: TimerID] = [:]
-    private var transports: [ObjectIdentifier: Weak] = [:]
+    /// The client's sessions' transports (an array: a one-entry dictionary costs twice as much,
+    /// and a client has a few sessions).
+    private var transports: [Weak] = []
 
     private struct Weak {
         weak var transport: ThrottledTransport?
@@ -42,8 +44,8 @@ final class ClientBandwidth {
     }
 
     func register(_ transport: ThrottledTransport) {
-        transports = transports.filter { $0.value.transport != nil }
-        transports[ObjectIdentifier(transport)] = Weak(transport: transport)
+        transports.removeAll { $0.transport == nil }
+        transports.append(Weak(transport: transport))
     }
 
     func isPaused(_ direction: Direction) -> Bool { refillTimers[direction] != nil }
@@ -59,11 +61,11 @@ final class ClientBandwidth {
             self?.refillTimers[direction] = nil
             self?.refilled(direction)
         }
-        for entry in transports.values { entry.transport?.bandwidthDidChange(direction, paused: true) }
+        for entry in transports { entry.transport?.bandwidthDidChange(direction, paused: true) }
     }
 
     private func refilled(_ direction: Direction) {
         if let timer = refillTimers.removeValue(forKey: direction) { loop.cancelTimer(timer) }
-        for entry in transports.values { entry.transport?.bandwidthDidChange(direction, paused: false) }
+        for entry in transports { entry.transport?.bandwidthDidChange(direction, paused: false) }
     }
 }

@@ -19,7 +19,10 @@ final class ServerMetrics {
         private var transmitCounter: Counter?
         private var receiveCounter: Counter?
         fileprivate var sessions = 0
-        private var sessionCounters: [Bool: AddRemoveSeries] = [:]
+        /// Client sessions and peer sessions added and removed (two fields, not a dictionary
+        /// keyed by `peer`: a one-entry dictionary costs ~0.1 KiB a client).
+        private var clientSessionCounters: AddRemoveSeries?
+        private var peerSessionCounters: AddRemoveSeries?
         private var targetCounters: [String: AddRemoveSeries] = [:]
         private let maxTargets: Int
 
@@ -43,9 +46,9 @@ final class ServerMetrics {
         }
 
         fileprivate func sessionCounters(peer: Bool) -> AddRemoveSeries {
-            if let counters = sessionCounters[peer] { return counters }
+            if let counters = peer ? peerSessionCounters : clientSessionCounters { return counters }
             let counters = AddRemoveSeries("websocket_session", dimensions: [("clientkey", clientKey), ("peer", peer ? "true" : "false")])
-            sessionCounters[peer] = counters
+            if peer { peerSessionCounters = counters } else { clientSessionCounters = counters }
             return counters
         }
 
@@ -66,7 +69,8 @@ final class ServerMetrics {
         fileprivate func destroy() {
             transmitCounter?.destroy()
             receiveCounter?.destroy()
-            for counters in sessionCounters.values { counters.destroy() }
+            clientSessionCounters?.destroy()
+            peerSessionCounters?.destroy()
             for counters in targetCounters.values { counters.destroy() }
         }
     }

@@ -6,11 +6,13 @@ import Reactor
 /// lock around a few dictionary operations per session event or dial, never per byte: measured
 /// against the data path it does not show (README, "Every core").
 public final class SessionDirectory: Sendable {
+    /// A key's loops are an array with a loop's index once per session: a key has a few
+    /// sessions, and a one-entry dictionary costs twice the memory of a one-entry array.
     private struct Entries {
-        /// Client key → loop index → client sessions of that key on that loop.
-        var clients: [String: [Int: Int]] = [:]
-        /// Client key → loop index → peer sessions on that loop that announced the key.
-        var peerRoutes: [String: [Int: Int]] = [:]
+        /// Client key → the loop of each client session of that key.
+        var clients: [String: [Int]] = [:]
+        /// Client key → the loop of each peer session that announced the key.
+        var peerRoutes: [String: [Int]] = [:]
         /// Spreads dials of a key with sessions on several loops.
         var nextPick = 0
     }
@@ -23,7 +25,7 @@ public final class SessionDirectory: Sendable {
     /// Each loop's server records its sessions (and its peer sessions' announcements) here as
     /// they come and go.
     public func addClient(_ clientKey: String, loop: Int) {
-        lock.withLock { entries.clients[clientKey, default: [:]][loop, default: 0] += 1 }
+        lock.withLock { entries.clients[clientKey, default: []].append(loop) }
     }
 
     /// Adds a client session unless the key already has `maximum` on all loops together; the
@@ -31,8 +33,8 @@ public final class SessionDirectory: Sendable {
     /// pass a cap with one place left.
     public func addClient(_ clientKey: String, loop: Int, maximum: Int) -> Bool {
         lock.withLock {
-            guard (entries.clients[clientKey]?.values.reduce(0, +) ?? 0) < maximum else { return false }
-            entries.clients[clientKey, default: [:]][loop, default: 0] += 1
+            guard (entries.clients[clientKey]?.count ?? 0) < maximum else { return false }
+            entries.clients[clientKey, default: []].append(loop)
             return true
         }
     }
@@ -42,17 +44,16 @@ public final class SessionDirectory: Sendable {
     }
 
     public func addPeerRoute(_ clientKey: String, loop: Int) {
-        lock.withLock { entries.peerRoutes[clientKey, default: [:]][loop, default: 0] += 1 }
+        lock.withLock { entries.peerRoutes[clientKey, default: []].append(loop) }
     }
 
     public func removePeerRoute(_ clientKey: String, loop: Int) {
         lock.withLock { Self.decrement(&entries.peerRoutes, clientKey, loop) }
     }
 
-    private static func decrement(_ table: inout [String: [Int: Int]], _ key: String, _ loop: Int) {
-        guard let count = table[key]?[loop] else { return }
-        if count > 1 { table[key]![loop] = count - 1; return }
-        table[key]![loop] = nil
+    private static func decrement(_ table: inout [String: [Int]], _ key: String, _ loop: Int) {
+        guard let index = table[key]?.firstIndex(of: loop) else { return }
+        table[key]!.remove(at: index)
         if table[key]!.isEmpty { table[key] = nil }
     }
 
@@ -62,19 +63,19 @@ public final class SessionDirectory: Sendable {
     public func loopIndex(forClient clientKey: String, local: Int) -> Int? {
         lock.withLock {
             if let loops = entries.clients[clientKey], !loops.isEmpty {
-                if loops[local] != nil { return local }
+                if loops.contains(local) { return local }
                 entries.nextPick &+= 1
-                let candidates = loops.keys.sorted()
+                let candidates = Set(loops).sorted()
                 return candidates[entries.nextPick % candidates.count]
             }
             guard let routes = entries.peerRoutes[clientKey], !routes.isEmpty else { return nil }
-            return routes[local] != nil ? local : routes.keys.min()
+            return routes.contains(local) ? local : routes.min()
         }
     }
 
     /// Client sessions of `clientKey` on every loop.
     public func sessionCount(clientKey: String) -> Int {
-        lock.withLock { entries.clients[clientKey]?.values.reduce(0, +) ?? 0 }
+        lock.withLock { entries.clients[clientKey]?.count ?? 0 }
     }
 
     public func hasSession(clientKey: String) -> Bool { sessionCount(clientKey: clientKey) > 0 }
@@ -89,6 +90,6 @@ public final class SessionDirectory: Sendable {
 
     /// Loops holding a session of `clientKey`, sorted (for tests and reports).
     public func loops(ofClient clientKey: String) -> [Int] {
-        lock.withLock { entries.clients[clientKey]?.keys.sorted() ?? [] }
+        lock.withLock { Set(entries.clients[clientKey] ?? []).sorted() }
     }
 }

@@ -21,7 +21,9 @@ public final class TunnelSession: TunnelTransportDelegate {
     let transport: any TunnelTransport
     /// nil refuses every Connect (with Error "connect not allowed"; the session stays up).
     public var connectAuthorizer: ConnectAuthorizer?
-    public var dialer: LocalDialer
+    /// Dials the remote's Connects; nil: TCP (`TCPDialer` with this session's options), made
+    /// on the first Connect, since most sessions (a server's client sessions) never dial one.
+    public var dialer: LocalDialer?
     /// Client keys the remote announced with AddClient (peer routing), with their session keys.
     public private(set) var remoteClients: [String: Set<Int64>] = [:]
     public var onRemoteClientsChanged: ((_ client: RemoteClient, _ added: Bool) -> Void)?
@@ -29,7 +31,7 @@ public final class TunnelSession: TunnelTransportDelegate {
     public var onClose: (((any Error)?) -> Void)?
     public private(set) var isOpen = true
     public weak var observer: (any TunnelSessionObserver)?
-    var logger: Logger
+    let logger: Logger
 
     var connections: [Int64: TunnelConnection] = [:]
     /// Unknown ids already answered (one Error each; a flood gets no more).
@@ -58,9 +60,8 @@ public final class TunnelSession: TunnelTransportDelegate {
         self.sessionKey = sessionKey
         self.options = options
         self.connectAuthorizer = connectAuthorizer
-        self.dialer = dialer ?? TCPDialer.make(options: options)
+        self.dialer = dialer
         self.logger = logger
-        self.logger[metadataKey: "session"] = "\(role) \(clientKey)/\(sessionKey)"
     }
 
     /// Starts reading messages and the liveness timers (ping and SyncConnections for the client role).
@@ -71,6 +72,10 @@ public final class TunnelSession: TunnelTransportDelegate {
         transport.start(delegate: self)
         startLiveness()
     }
+
+    /// This session's field on its log lines, built per line (only for levels that are on):
+    /// set on a per-session copy of the logger it would cost every idle session ~0.6 KiB.
+    private var logFields: Logger.Metadata { ["session": "\(role) \(clientKey)/\(sessionKey)"] }
 
     public var connectionCount: Int { connections.count }
     /// Bytes held by the WebSocket and every connection's rings, for the server's memory cap.
@@ -132,7 +137,7 @@ public final class TunnelSession: TunnelTransportDelegate {
         // The rest of a message in progress (e.g. after its header failed to decode) is dropped:
         // an ended session acts on nothing more.
         inbound = .ignored
-        if let error { logger.debug("session ended: \(error)") }
+        if let error { logger.debug("session ended: \(error)", metadata: logFields) }
         for timer in timers { loop.cancelTimer(timer) }
         timers.removeAll()
         for connection in Array(connections.values) { connection.sessionDidEnd() }
@@ -308,7 +313,7 @@ public final class TunnelSession: TunnelTransportDelegate {
     private func answerUnknown(connID: Int64) {
         unknownIDMessages += 1
         if let suppressed = unknownIDLog.admit(now: MonotonicClock.now()) {
-            logger.debug("data for unknown connection \(connID)\(Self.suppressedNote(suppressed))")
+            logger.debug("data for unknown connection \(connID)\(Self.suppressedNote(suppressed))", metadata: logFields)
         }
         guard transport.isWritable, !answeredUnknownIDs.contains(connID) else { return }
         if answeredUnknownIDs.count >= options.maxUnknownIDsRemembered { answeredUnknownIDs.removeAll(keepingCapacity: true) }
@@ -320,7 +325,7 @@ public final class TunnelSession: TunnelTransportDelegate {
         ignoredAnnouncements += 1
         if let suppressed = announcementLog.admit(now: MonotonicClock.now()) {
             let why = options.maxAnnouncedClients == 0 ? "not a peer" : "over the limit of \(options.maxAnnouncedClients) keys"
-            logger.warning("ignored announcement of \(client.clientKey): \(why)\(Self.suppressedNote(suppressed))")
+            logger.warning("ignored announcement of \(client.clientKey): \(why)\(Self.suppressedNote(suppressed))", metadata: logFields)
         }
     }
 
@@ -332,7 +337,7 @@ public final class TunnelSession: TunnelTransportDelegate {
             // Go's client ends the whole session here; refusing just this id is kinder and
             // compatible on the wire.
             if let suppressed = refusedConnectLog.admit(now: MonotonicClock.now()) {
-                logger.info("refused connect \(target) for connection \(connID)\(Self.suppressedNote(suppressed))")
+                logger.info("refused connect \(target) for connection \(connID)\(Self.suppressedNote(suppressed))", metadata: logFields)
             }
             return sendError(connID: connID, TunnelError.connectNotAllowed.description)
         }
@@ -342,16 +347,29 @@ public final class TunnelSession: TunnelTransportDelegate {
         connections[connID]?.sessionDidEnd()  // an id reused by the remote replaces the old one
         let connection = TunnelConnection(id: connID, target: target, session: self)
         register(connection)
-        dialer(target, loop) { [weak self] result in
+        connectDialer()(target, loop) { [weak self] result in
             guard let self else { return }
             switch result {
             case .success(let stream):
                 if connection.isOpen { connection.pipe(to: stream) } else { stream.close() }
             case .failure(let error):
-                logger.debug("dial \(target) failed: \(error)")
+                logger.debug("dial \(target) failed: \(error)", metadata: logFields)
                 connection.fail(error, notifyRemote: true)
             }
         }
+    }
+
+    /// `dialer`, or the default made now and kept. Only a newly made dialer is stored: the
+    /// earlier `dialer = dialer ?? TCPDialer.make(…)` on every Connect put the closure through
+    /// the generic `??`, which hands a function back wrapped in reabstraction thunks (heap
+    /// contexts); stored back, the dialer grew a layer per Connect and every dial ran through
+    /// all of them (3 frames deeper per Connect in a debug build; under the soak the client
+    /// program's RSS grew ~1 KiB per proxied request and its requests a second fell ~5×).
+    private func connectDialer() -> LocalDialer {
+        if let dialer { return dialer }
+        let made = TCPDialer.make(options: options)
+        dialer = made
+        return made
     }
 
     private func trace(_ direction: String, _ header: MessageHeader, _ payload: [UInt8]?) {
@@ -362,7 +380,7 @@ public final class TunnelSession: TunnelTransportDelegate {
         default:
             shown = ""
         }
-        logger.debug("\(direction) \(header)\(shown)")
+        logger.debug("\(direction) \(header)\(shown)", metadata: logFields)
     }
 }
 
@@ -391,7 +409,7 @@ extension TunnelSession {
     private func closeStaleConnections(keeping live: Set<Int64>) {
         let stale = connections.values.filter { !live.contains($0.id) && $0.age >= options.syncGrace.nanosecondsClamped }
         for connection in stale {
-            logger.debug("closing stale connection \(connection.id)")
+            logger.debug("closing stale connection \(connection.id)", metadata: logFields)
             connection.fail(TunnelError.staleConnection, notifyRemote: false)
         }
     }

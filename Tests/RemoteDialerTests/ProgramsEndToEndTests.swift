@@ -244,6 +244,19 @@ struct ProgramsEndToEndTests {
         #expect((after["session_server_total_receive_bytes{clientkey=foo}"] ?? 0) > Double(deployment.file.count))
     }
 
+    /// A series appears on its first increment, as Go's do: an idle client session shows its
+    /// "add" counter only (its byte and "remove" counters, ~1.5 KiB of every idle client's
+    /// session, come with its first Data message and its first ended session).
+    @Test func anIdleClientHasOnlyItsAddSeries() throws {
+        let deployment = try Deployment()
+        let port = try deployment.startServer()
+        let opened = try #require(upgrade(port: port, clientID: "idle"))
+        defer { close(opened.fd) }
+        #expect(opened.status == "HTTP/1.1 101 Switching Protocols")
+        let series = try metrics(port).keys.filter { $0.contains("clientkey=idle") }
+        #expect(series == ["session_server_total_add_websocket_session{clientkey=idle,peer=false}"])
+    }
+
     /// Client ids are picked by whoever connects: their series must leave with their last
     /// session, and the addresses one client dials are counted apart only up to a cap (the
     /// soak's churned clients grew the server by about 3 KiB each before).

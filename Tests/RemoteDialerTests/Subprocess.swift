@@ -172,8 +172,19 @@ func canConnect(port: UInt16) -> Bool {
 /// Opens a tunnel session with a raw upgrade request and returns the status line; the socket
 /// is then dropped (with a reset when `abort`), like a client that dies.
 func upgradeAndDrop(port: UInt16, clientID: String, abort: Bool) -> String {
-    guard let fd = connectLoopback(port: port) else { return "connect failed" }
+    guard let (fd, status) = upgrade(port: port, clientID: clientID) else { return "connect failed" }
     defer { close(fd) }
+    if abort {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    }
+    return status
+}
+
+/// Sends a raw upgrade request for `clientID` and reads the status line; the caller owns the
+/// socket (an idle session while it stays open). nil: no connection.
+func upgrade(port: UInt16, clientID: String) -> (fd: Int32, status: String)? {
+    guard let fd = connectLoopback(port: port) else { return nil }
     let request = "GET /connect HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Tunnel-ID: \(clientID)\r\n\r\n"
     _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
@@ -184,9 +195,5 @@ func upgradeAndDrop(port: UInt16, clientID: String, abort: Bool) -> String {
         guard count > 0 else { break }
         response += buffer[..<count]
     }
-    if abort {
-        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-    }
-    return String(decoding: response.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
+    return (fd, String(decoding: response.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self))
 }

@@ -142,6 +142,27 @@ struct ServeMessageTests {
         }
     }
 
+    /// Every Connect is dialled through the session's dialer as it was given (or made), not a
+    /// wrapped copy. `dialer = dialer ?? TCPDialer.make(…)` on each Connect stored back the
+    /// closure the generic `??` returned, wrapped in reabstraction thunks: 3 more frames (and
+    /// heap contexts) per Connect in a debug build, so under the soak's load the client
+    /// program's RSS grew without bound and its dials slowed. Frames are counted by
+    /// `callStackReturnAddresses` (it stops at 128), from the same caller each time.
+    @Test func everyConnectIsDialledThroughTheSameFrames() throws {
+        try onLoop("dial-depth") { loop in
+            let transport = RecordingTransport(loop: loop)
+            var depths: [Int] = []
+            let session = TunnelSession(transport: transport, role: .client, clientKey: "c", connectAuthorizer: { _, _ in true },
+                                        dialer: { _, _, _ in depths.append(Thread.callStackReturnAddresses.count) })
+            transport.start(delegate: session)
+            for connID in Int64(1)...100 {
+                transport.deliver(TunnelMessage.connect(id: connID, connID: connID, ConnectTarget(proto: "tcp", address: "127.0.0.1:80")).encoded)
+            }
+            #expect(depths.count == 100 && session.connectionCount == 100)
+            #expect(depths.allSatisfy { $0 == depths.first } && depths.first! < 100, "frames per dial: \(depths)")
+        }
+    }
+
     @Test func serverDialsCountUpFromTwo() throws {
         try onLoop("ids") { loop in
             let transport = RecordingTransport(loop: loop)
