@@ -69,8 +69,11 @@ public struct ClientRoute {
         let address = host.hasSuffix("]") || !host.utf8.contains(UInt8(ascii: ":")) ? "\(host):\(scheme == "https" ? 443 : 80)" : host
 
         if server.movedToSessionLoop(exchange, clientKey: clientKey) { return }
-        // Upstream keep-alive: plain http only (https keeps one TLS session per request).
-        let pool = scheme == "http" && server.upstreamPool.isEnabled ? server.upstreamPool : nil
+        // Upstream keep-alive: plain http only (https keeps one TLS session per request), and only
+        // through a session of the client itself, not a peer's: an idle connection held here
+        // would be a busy one on the peer, holding its drain open until its timeout.
+        let pool = scheme == "http" && server.upstreamPool.isEnabled && server.sessions.hasSession(clientKey: clientKey)
+            ? server.upstreamPool : nil
         let target = UpstreamPool.Target(clientKey: clientKey, scheme: scheme, address: address)
 
         // Host, the requester's fields, Transfer-Encoding, Connection.
@@ -143,10 +146,15 @@ public struct ClientRoute {
                     proxied.cancelTimer(loop)
                     exchange.end()
                 case .failure(let error):
-                    if reused && retryable && !proxied.cancelled && !exchange.headWritten && !exchange.ended
+                    if reused && retryable && proxied.cancelError == nil && !exchange.headWritten && !exchange.ended
                         && !(pausable?.receivedResponseBytes ?? true) {
-                        // Not from here: this exchange is still finishing on the stack.
-                        return loop.runSoon { if !proxied.cancelled && !exchange.ended { send(reusing: false) } }
+                        // Not from here: this exchange is still finishing on the stack. The timeout
+                        // may fire in between: then it is the answer.
+                        return loop.runSoon {
+                            guard !exchange.ended else { return }
+                            if let error = proxied.cancelError { return fail(error) }
+                            send(reusing: false)
+                        }
                     }
                     proxied.cancelTimer(loop)
                     if !exchange.headWritten {
@@ -208,8 +216,8 @@ public enum ProxyRequestError: Error, Equatable, CustomStringConvertible {
 private final class ProxiedRequest {
     var upstream: HTTPClientExchange?
     var timer: TimerID?
-    /// Timed out or abandoned by the requester: no retry.
-    private(set) var cancelled = false
+    /// Why it was cancelled (timed out, or abandoned by the requester): no retry then.
+    private(set) var cancelError: (any Error)?
 
     func cancelTimer(_ loop: EventLoop) {
         if let timer { loop.cancelTimer(timer) }
@@ -217,7 +225,7 @@ private final class ProxiedRequest {
     }
 
     func cancel(error: any Error) {
-        cancelled = true
+        cancelError = error
         upstream?.cancel(error: error)
     }
 }

@@ -11,10 +11,10 @@ import TestSupport
 /// server's pool, never from timing.
 @Suite(.serialized)
 struct UpstreamPoolEndToEndTests {
-    private static func fixture(_ configure: (inout ServerOptions) -> Void = { _ in }) throws -> MultiLoopFixture {
+    private static func fixture(loops: Int = 1, _ configure: (inout ServerOptions) -> Void = { _ in }) throws -> MultiLoopFixture {
         var options = ServerOptions()
         configure(&options)
-        let fixture = try MultiLoopFixture(loops: 1, options: options, clientLoops: 1)
+        let fixture = try MultiLoopFixture(loops: loops, options: options, clientLoops: 1)
         try fixture.connect(["foo"])
         guard fixture.waitForSessions(["foo"]) else {
             fixture.shutdown()
@@ -64,6 +64,19 @@ struct UpstreamPoolEndToEndTests {
         #expect(!target.received.contains { $0.head.lowercased().contains("connection: close") })
         #expect(Self.idle(fixture) == 1)
         #expect(fixture.group.onEveryLoop { $0.upstreamConnectionsReused }.reduce(0, +) == 7)
+    }
+
+    @Test func requestsLandingOnAnyLoopReuseTheConnectionOnTheSessionsLoop() throws {
+        let fixture = try Self.fixture(loops: 2)
+        defer { fixture.shutdown() }
+        let target = ScriptedTarget()
+        defer { target.stop() }
+
+        // Each request arrives on a new socket, on whichever loop the kernel picks, and moves to
+        // the session's loop, whose pool serves it.
+        for _ in 0..<8 { #expect(Self.request(fixture, target, "/ok")?.body == "ok") }
+        #expect(target.acceptedConnections == 1)
+        #expect(Self.idle(fixture) == 1)
     }
 
     @Test func answersThatMayNotBeReusedLeaveTheirConnectionClosed() throws {
