@@ -69,21 +69,12 @@ public struct ClientRoute {
         let address = host.hasSuffix("]") || !host.utf8.contains(UInt8(ascii: ":")) ? "\(host):\(scheme == "https" ? 443 : 80)" : host
 
         if server.movedToSessionLoop(exchange, clientKey: clientKey) { return }
-        let connection: TunnelConnection
-        do { connection = try server.dial(clientKey: clientKey, proto: "tcp", address: address) } catch { return fail(error) }
-        // https: TLS inside the tunnelled connection, verified like any client would.
-        let upstreamStream: any ByteStream
-        if scheme == "https" {
-            do {
-                let context = try server.options.upstreamTLS ?? TLSContext(.client())
-                upstreamStream = try TLSStream(wrapping: connection, context: context, role: .client, serverName: hostName)
-            } catch {
-                connection.close()
-                return fail(error)
-            }
-        } else {
-            upstreamStream = connection
-        }
+        // Upstream keep-alive: plain http only (https keeps one TLS session per request), and only
+        // through a session of the client itself, not a peer's: an idle connection held here
+        // would be a busy one on the peer, holding its drain open until its timeout.
+        let pool = scheme == "http" && server.upstreamPool.isEnabled && server.sessions.hasSession(clientKey: clientKey)
+            ? server.upstreamPool : nil
+        let target = UpstreamPool.Target(clientKey: clientKey, scheme: scheme, address: address)
 
         // Host, the requester's fields, Transfer-Encoding, Connection.
         var request = HTTPRequestHead(method: method, target: "/" + path, headers: HTTPHeaders(capacity: exchange.head.headers.count + 3))
@@ -96,55 +87,106 @@ public struct ClientRoute {
         if exchange.head.headers.containsToken("chunked", in: "Transfer-Encoding") {
             request.headers.add(name: "Transfer-Encoding", value: "chunked")
         }
-        request.headers.add(name: "Connection", value: "close")
+        if pool == nil { request.headers.add(name: "Connection", value: "close") }
+        // A request that failed on a reused connection before any answer came (its target closed
+        // it as we sent) is sent again on a new one only if sending it twice cannot matter: an
+        // idempotent method without a body (Go's Transport retries the same way).
+        let bodyless = (try? HTTPBodyFraming.of(request: exchange.head)).map { $0 == .none || $0 == .length(0) } ?? false
+        let retryable = bodyless && (method == "GET" || method == "HEAD" || method == "OPTIONS")
 
-        var timer: TimerID?
         let loop = exchange.loop
-        // The exchange's event handler pauses the exchange itself; weak, since the exchange holds the handler.
-        weak var pausable: HTTPClientExchange?
-        let upstream = HTTPClientExchange(stream: upstreamStream, request: request) { event in
-            switch event {
-            case .head(let head):
-                var response = HTTPResponseHead(status: head.status, headers: HTTPHeaders(capacity: head.headers.count))
-                for field in head.headers where !Self.isHopByHop(field.name) {
-                    response.headers.add(name: field.name, value: field.value)
+        let proxied = ProxiedRequest()
+
+        // Sends the request on an idle pooled connection (`reusing`) or a new one.
+        func send(reusing: Bool) {
+            let upstreamStream: any ByteStream
+            let reused: Bool
+            if reusing, let pool, let idle = pool.take(target) {
+                upstreamStream = idle
+                reused = true
+            } else {
+                reused = false
+                let connection: TunnelConnection
+                do { connection = try server.dial(clientKey: clientKey, proto: "tcp", address: address) } catch {
+                    proxied.cancelTimer(loop)
+                    return fail(error)
                 }
-                exchange.writeHead(response)
-            case .bodyPiece(let piece):
-                exchange.writeBody(piece)
-                // The rest of what arrived stays in the tunnelled connection's buffer (where it
-                // sends Pause) rather than all going into the requester's write queue.
-                if !exchange.isWritable { pausable?.pauseResponse() }
-            case .end:
-                if let timer { loop.cancelTimer(timer) }
-                exchange.end()
-            case .failure(let error):
-                if let timer { loop.cancelTimer(timer) }
-                if !exchange.headWritten {
-                    fail(error)
-                } else if let downstream = exchange.connectionStream {
-                    // Mid-body: the only honest signal left is to cut the response short.
-                    downstream.close(error: error)
+                // https: TLS inside the tunnelled connection, verified like any client would.
+                if scheme == "https" {
+                    do {
+                        let context = try server.options.upstreamTLS ?? TLSContext(.client())
+                        upstreamStream = try TLSStream(wrapping: connection, context: context, role: .client, serverName: hostName)
+                    } catch {
+                        connection.close()
+                        proxied.cancelTimer(loop)
+                        return fail(error)
+                    }
+                } else {
+                    upstreamStream = connection
                 }
             }
+
+            // The exchange's event handler pauses the exchange itself; weak, since the exchange holds the handler.
+            weak var pausable: HTTPClientExchange?
+            let reuse: ((any ByteStream) -> Void)? = pool.map { pool in { stream in pool.put(stream, for: target) } }
+            let upstream = HTTPClientExchange(stream: upstreamStream, request: request, reuse: reuse) { event in
+                switch event {
+                case .head(let head):
+                    var response = HTTPResponseHead(status: head.status, headers: HTTPHeaders(capacity: head.headers.count))
+                    for field in head.headers where !Self.isHopByHop(field.name) {
+                        response.headers.add(name: field.name, value: field.value)
+                    }
+                    exchange.writeHead(response)
+                case .bodyPiece(let piece):
+                    exchange.writeBody(piece)
+                    // The rest of what arrived stays in the tunnelled connection's buffer (where it
+                    // sends Pause) rather than all going into the requester's write queue.
+                    if !exchange.isWritable { pausable?.pauseResponse() }
+                case .end:
+                    proxied.cancelTimer(loop)
+                    exchange.end()
+                case .failure(let error):
+                    if reused && retryable && proxied.cancelError == nil && !exchange.headWritten && !exchange.ended
+                        && !(pausable?.receivedResponseBytes ?? true) {
+                        // Not from here: this exchange is still finishing on the stack. The timeout
+                        // may fire in between: then it is the answer.
+                        return loop.runSoon {
+                            guard !exchange.ended else { return }
+                            if let error = proxied.cancelError { return fail(error) }
+                            send(reusing: false)
+                        }
+                    }
+                    proxied.cancelTimer(loop)
+                    if !exchange.headWritten {
+                        fail(error)
+                    } else if let downstream = exchange.connectionStream {
+                        // Mid-body: the only honest signal left is to cut the response short.
+                        downstream.close(error: error)
+                    }
+                }
+            }
+            pausable = upstream
+            proxied.upstream = upstream
+            exchange.onWritable = { upstream.resumeResponse() }
+            exchange.onBodyPiece = { piece in
+                upstream.writeBody(piece)
+                if !upstream.isWritable { exchange.pauseBody() }
+            }
+            upstream.onWritable = { exchange.resumeBody() }
+            exchange.onBodyEnd = { upstream.endBody() }
+            if exchange.bodyComplete { upstream.endBody() }
         }
-        pausable = upstream
-        exchange.onWritable = { upstream.resumeResponse() }
-        exchange.onBodyPiece = { piece in
-            upstream.writeBody(piece)
-            if !upstream.isWritable { exchange.pauseBody() }
-        }
-        upstream.onWritable = { exchange.resumeBody() }
-        exchange.onBodyEnd = { upstream.endBody() }
-        if exchange.bodyComplete { upstream.endBody() }
+
         // The requester is gone (hung up, bad body, timed out): end the tunnelled connection now.
         exchange.onAbort = { _ in
-            if let timer { loop.cancelTimer(timer) }
-            upstream.cancel(error: HTTPClientError.closedBeforeResponse)
+            proxied.cancelTimer(loop)
+            proxied.cancel(error: HTTPClientError.closedBeforeResponse)
         }
-        timer = loop.scheduleTimer(after: timeout) {
-            upstream.cancel(error: HTTPClientError.timeout)
+        proxied.timer = loop.scheduleTimer(after: timeout) {
+            proxied.timer = nil
+            proxied.cancel(error: HTTPClientError.timeout)
         }
+        send(reusing: pool != nil)
     }
 
     /// `?timeout=<seconds>`: absent → the default, else a whole number of seconds ≥ 0 (0 means
@@ -165,5 +207,25 @@ public enum ProxyRequestError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .badTimeout(let text): "invalid timeout \"\(text.prefix(32))\": want a whole number of seconds"
         }
+    }
+}
+
+/// One `/client/...` request's upstream side across its attempts (a retry after a reused
+/// connection failed replaces `upstream`): the timeout and the requester's abort reach
+/// whichever attempt is current.
+private final class ProxiedRequest {
+    var upstream: HTTPClientExchange?
+    var timer: TimerID?
+    /// Why it was cancelled (timed out, or abandoned by the requester): no retry then.
+    private(set) var cancelError: (any Error)?
+
+    func cancelTimer(_ loop: EventLoop) {
+        if let timer { loop.cancelTimer(timer) }
+        timer = nil
+    }
+
+    func cancel(error: any Error) {
+        cancelError = error
+        upstream?.cancel(error: error)
     }
 }

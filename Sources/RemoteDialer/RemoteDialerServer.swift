@@ -32,6 +32,18 @@ public struct ServerOptions: Sendable {
     /// Target addresses counted apart per client in the connection metrics; past it they share
     /// `addr="other"` (each address is a series kept while the client is connected).
     public var maxMetricTargetsPerClient = 64
+    /// `/client/...` upstream keep-alive (`http` targets): idle tunnelled connections kept per
+    /// target (client key, host; each bound to its session) for the next request to the same
+    /// target, per loop. 0 turns pooling off: every request dials a new connection and sends
+    /// `Connection: close`, as before pooling.
+    public var upstreamIdlePerTarget = 32
+    /// Idle upstream connections kept on one loop for all targets together; at the cap, the
+    /// oldest idle one is closed to make room.
+    public var upstreamIdleTotal = 1024
+    /// How long an upstream connection may wait idle before it is closed: shorter than the usual
+    /// server keep-alive timeouts (60 s and more), so we close first and a reused connection is
+    /// rarely one the target is closing at that moment.
+    public var upstreamIdleTimeout: Duration = .seconds(30)
     public init() {}
 }
 
@@ -81,6 +93,12 @@ public final class RemoteDialerServer {
     private var bufferCheckTimer: TimerID?
     /// Sessions closed because the server-wide buffer cap was crossed.
     public private(set) var sessionsClosedForMemory = 0
+    /// Kept-alive upstream connections of the `/client/...` route.
+    let upstreamPool: UpstreamPool
+    /// Idle upstream connections this loop holds for `/client/...` requests to come.
+    public var idleUpstreamConnections: Int { upstreamPool.count }
+    /// `/client/...` requests that reused an idle upstream connection instead of dialling.
+    public var upstreamConnectionsReused: Int { upstreamPool.reused }
 
     public convenience init(loop: EventLoop, options: ServerOptions = ServerOptions(), authorizer: @escaping Authorizer = TunnelHeaders.clientIDAuthorizer) {
         self.init(loop: loop, index: 0, directory: SessionDirectory(), members: nil, options: options, authorizer: authorizer)
@@ -94,6 +112,8 @@ public final class RemoteDialerServer {
         self.options = options
         self.authorizer = authorizer
         self.metrics = ServerMetrics(maxTargetsPerClient: options.maxMetricTargetsPerClient)
+        upstreamPool = UpstreamPool(loop: loop, maxIdlePerTarget: options.upstreamIdlePerTarget,
+                                    maxIdleTotal: options.upstreamIdleTotal, idleTimeout: options.upstreamIdleTimeout)
         if options.tunnel.traceMessages { logger.logLevel = .debug }
         sessions.onSessionAdded.append { [weak self] key, sessionKey in
             self?.announceToPeers(RemoteClient(clientKey: key, sessionKey: sessionKey), added: true)
@@ -442,6 +462,8 @@ public final class RemoteDialerServer {
     public func drain(timeout: Duration, alsoWaitFor otherWork: @escaping () -> Bool = { false }, completion: @escaping () -> Void) {
         loop.assertInLoop()
         guard !closing, drainInProgress == nil else { return }
+        // Idle upstream connections carry nothing: they would only hold the drain up.
+        upstreamPool.closeAll()
         logger.info("draining: \(openTunnelledConnections) tunnelled connections open, at most \(timeout)")
         drainInProgress = ServerDrain(loop: loop, timeout: timeout, isBusy: { [weak self] in
             guard let self else { return false }
@@ -470,6 +492,7 @@ public final class RemoteDialerServer {
         for timer in [bufferCheckTimer, trafficSampleTimer].compactMap({ $0 }) { loop.cancelTimer(timer) }
         bufferCheckTimer = nil
         trafficSampleTimer = nil
+        upstreamPool.closeAll()
         for session in sessions.everySession {
             session.closeGracefully()
         }

@@ -59,6 +59,9 @@ public final class TunnelConnection: ByteStream {
     }
 
     public var loop: EventLoop { session.loop }
+    /// Open, its session too, the remote has not ended it and no close is pending: fit to carry
+    /// another request (what a pool of kept-alive connections checks before reusing one).
+    public var canCarryMore: Bool { isOpen && !inboundEOF && !closeAfterFlushRequested && session.isOpen }
     public var isStarted: Bool { if case .none = consumer { false } else { true } }
     public var bufferedBytes: Int { inbound.capacity + pendingOutbound.capacity }
 

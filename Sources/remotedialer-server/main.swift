@@ -54,6 +54,9 @@ struct ServerCommand: Command {
     var loops = ReactorGroup.coreCount
     var accept = AcceptDistribution.reusePort
     var drainTimeout = FlagDuration(argument: "30s")!
+    var upstreamIdlePerTarget = 32
+    var upstreamIdleTotal = 1024
+    var upstreamIdleTimeout = FlagDuration(argument: "30s")!
 
     static var flags: FlagSet<ServerCommand> {
         var flags = FlagSet<ServerCommand>(commandName: "remotedialer-server",
@@ -96,6 +99,9 @@ struct ServerCommand: Command {
         flags.option("client-rate", \.clientRate, help: "Bytes per second each client id may move, each way (e.g. 50M); -client-tokens may give a client its own as a third column")
         flags.option("loops", \.loops, help: "Event loops (threads) serving connections, one listener each on the same port; sessions stay on the loop that accepted them")
         flags.option("accept", \.accept, help: "How -loops share accepting: reuseport (a listener per loop, the kernel spreads connections) or handoff (loop 0 accepts and hands sockets out round-robin)")
+        flags.option("upstream-idle-per-target", \.upstreamIdlePerTarget, help: "/client/... to http targets: idle upstream connections kept per client and host, per loop, for reuse (0: none; every request dials anew with Connection: close)")
+        flags.option("upstream-idle-total", \.upstreamIdleTotal, help: "Idle upstream connections kept per loop for all targets together; at the cap the oldest is closed")
+        flags.option("upstream-idle-timeout", \.upstreamIdleTimeout, help: "How long an idle upstream connection is kept before it is closed")
         flags.option("drain-timeout", \.drainTimeout, help: "On SIGTERM, how long in-flight transfers may continue (a second SIGTERM ends them at once)")
         return flags
     }
@@ -140,6 +146,10 @@ struct ServerCommand: Command {
         options.maxBufferedBytes = maxBuffered.bytes
         options.tunnel.maxConnections = maxConnectionsPerSession
         options.tunnel.maxAnnouncedClients = maxPeerClients
+        guard upstreamIdlePerTarget >= 0, upstreamIdleTotal >= 0 else { throw UsageError("-upstream-idle-per-target and -upstream-idle-total must not be negative") }
+        options.upstreamIdlePerTarget = upstreamIdlePerTarget
+        options.upstreamIdleTotal = upstreamIdleTotal
+        options.upstreamIdleTimeout = upstreamIdleTimeout.duration
         var timeouts = HTTPTimeouts()
         timeouts.head = headTimeout.duration
         timeouts.keepAliveIdle = keepAliveTimeout.duration

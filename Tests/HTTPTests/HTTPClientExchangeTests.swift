@@ -164,3 +164,124 @@ final class HTTPClientExchangeTests {
         }
     }
 }
+
+/// Answers every request it reads (one per read: the tests' requests are small) with canned
+/// bytes, and keeps the connection open: whether a stream is reused is then the client's decision.
+final class KeepOpenResponder: StreamHandler {
+    let response: [UInt8]
+    init(_ response: String) { self.response = Array(response.utf8) }
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        buffer.consume(buffer.readableBytes)
+        stream.write(response)
+    }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) {}
+}
+
+/// An exchange given `reuse` hands its stream over only when another request can follow on it.
+@Suite(.serialized)
+final class HTTPClientExchangeReuseTests {
+    let group: ReactorGroup
+    let port: UInt16
+
+    init() throws {
+        group = try ReactorGroup(loopCount: 1, name: "http-client-reuse")
+        let loop = group.next()
+        port = try loop.runBlocking { () throws(SocketError) -> UInt16 in
+            var router = HTTPRouter()
+            router.add("/fixed") { $0.respond(.ok, body: "fixed") }
+            router.add("/chunked") { exchange in
+                exchange.writeHead(HTTPResponseHead(status: .ok))
+                exchange.writeBody(Array("abc".utf8))
+                exchange.end()
+            }
+            let server = HTTPServer(loop: loop) { [router] in router.route($0) }
+            return try server.listen(on: SocketAddress("127.0.0.1:0")).port
+        }
+    }
+
+    deinit { group.shutdown() }
+
+    /// Runs `first` on a new connection to `port`; if its stream is handed over, runs `second`
+    /// on the same stream. The bodies (nil: that exchange failed, or never ran) and whether the
+    /// stream was reused.
+    func run(_ first: HTTPRequestHead, then second: HTTPRequestHead, port: UInt16) async -> (first: String?, second: String?, reused: Bool) {
+        let loop = group.next()
+        return await withCheckedContinuation { continuation in
+            loop.execute {
+                loop.connect(to: try! SocketAddress("127.0.0.1:\(port)")) { result in
+                    guard case .success(let connection) = result else { return continuation.resume(returning: (nil, nil, false)) }
+                    var body = "", firstBody: String?
+                    var handedOver: (any ByteStream)?
+                    _ = HTTPClientExchange(stream: connection, request: first, reuse: { handedOver = $0 }) { event in
+                        switch event {
+                        case .head: break
+                        case .bodyPiece(let piece): body += String(decoding: piece, as: UTF8.self)
+                        case .failure: continuation.resume(returning: (nil, nil, false))
+                        case .end:
+                            firstBody = body
+                            guard let stream = handedOver else { return continuation.resume(returning: (firstBody, nil, false)) }
+                            var secondBody = ""
+                            _ = HTTPClientExchange(stream: stream, request: second) { event in
+                                switch event {
+                                case .head: break
+                                case .bodyPiece(let piece): secondBody += String(decoding: piece, as: UTF8.self)
+                                case .end: continuation.resume(returning: (firstBody, secondBody, true))
+                                case .failure: continuation.resume(returning: (firstBody, nil, true))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func get(_ path: String, _ extra: HTTPHeaders = [:]) -> HTTPRequestHead {
+        var headers: HTTPHeaders = ["Host": "x"]
+        for field in extra { headers.add(name: field.name, value: field.value) }
+        return HTTPRequestHead(method: "GET", target: path, headers: headers)
+    }
+
+    @Test func aKeptAliveStreamCarriesTheNextExchange() async {
+        let both = await run(get("/fixed"), then: get("/chunked"), port: port)
+        #expect(both.first == "fixed" && both.second == "abc" && both.reused)
+        let chunkedFirst = await run(get("/chunked"), then: get("/fixed"), port: port)
+        #expect(chunkedFirst.first == "abc" && chunkedFirst.second == "fixed" && chunkedFirst.reused)
+        let head = await run(HTTPRequestHead(method: "HEAD", target: "/fixed", headers: ["Host": "x"]), then: get("/fixed"), port: port)
+        #expect(head.first == "" && head.second == "fixed" && head.reused)
+    }
+
+    @Test func theRequestAskingToCloseIsNotReused() async {
+        let closing = await run(get("/fixed", ["Connection": "close"]), then: get("/fixed"), port: port)
+        #expect(closing.first == "fixed" && !closing.reused)
+    }
+
+    @Test(arguments: [
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+    ])
+    func answersThatCannotBeFollowedAreNotReused(response: String) async throws {
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { $0.start(handler: KeepOpenResponder(response)) }
+        defer { listener.close() }
+        let outcome = await run(get("/"), then: get("/"), port: listener.address.port)
+        #expect(outcome.first == (response.contains(" 101 ") ? "" : "ok") && !outcome.reused)
+    }
+
+    @Test func anAnswerRunningToEOFIsNotReused() async throws {
+        // Its end is the connection's end (the canned server closes after it).
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { $0.start(handler: CannedResponder("HTTP/1.1 200 OK\r\n\r\nok")) }
+        defer { listener.close() }
+        let outcome = await run(get("/"), then: get("/"), port: listener.address.port)
+        #expect(outcome.first == "ok" && !outcome.reused)
+    }
+
+    @Test func anHTTP10AnswerWithKeepAliveIsReused() async throws {
+        let response = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { $0.start(handler: KeepOpenResponder(response)) }
+        defer { listener.close() }
+        let outcome = await run(get("/"), then: get("/"), port: listener.address.port)
+        #expect(outcome.first == "ok" && outcome.reused && outcome.second == "ok")
+    }
+}

@@ -240,7 +240,9 @@ struct ProgramsEndToEndTests {
         #expect((before[sessions] ?? 0) == 0)
         #expect((after[sessions] ?? 0) == 1)
         let connections = "session_server_total_add_connections{addr=127.0.0.1:\(deployment.filePort),clientkey=foo,proto=tcp}"
-        #expect((after[connections] ?? 0) >= 2, "\(after.keys.sorted())")
+        // The client's readiness probe and the download: one connection, kept alive between them
+        // (upstream keep-alive), or two.
+        #expect((after[connections] ?? 0) >= 1, "\(after.keys.sorted())")
         #expect((after["session_server_total_receive_bytes{clientkey=foo}"] ?? 0) > Double(deployment.file.count))
     }
 
