@@ -42,8 +42,8 @@ url() { echo "http://127.0.0.1:$1/client/foo/http/127.0.0.1:$port_t/file?timeout
 start() {  # start NAME: (re)starts one party and records its pid
     case "$1" in
     target) cd "$work" && exec "$bin/remotedialer-dummy" -listen "127.0.0.1:$port_t" ;;
-    a) exec "$bin/remotedialer-server" -listen "127.0.0.1:$port_a" -id a -token chaos -peers "b:chaos:ws://127.0.0.1:$port_b/connect" ;;
-    b) exec "$bin/remotedialer-server" -listen "127.0.0.1:$port_b" -id b -token chaos -peers "a:chaos:ws://127.0.0.1:$port_a/connect" ;;
+    a) exec "$bin/remotedialer-server" -listen "127.0.0.1:$port_a" -id a -token chaos -upstream-idle-timeout 1s -peers "b:chaos:ws://127.0.0.1:$port_b/connect" ;;
+    b) exec "$bin/remotedialer-server" -listen "127.0.0.1:$port_b" -id b -token chaos -upstream-idle-timeout 1s -peers "a:chaos:ws://127.0.0.1:$port_a/connect" ;;
     client) exec "$bin/remotedialer-client" -connect "ws://127.0.0.1:$port_a/connect" -id foo ;;
     esac >"$work/$1.log" 2>&1 &
     pid_of[$1]=$!
@@ -71,6 +71,7 @@ parties=(a b client target requester)
 for ((round = 1; round <= rounds; round++)); do
     for party in target a b client; do start "$party"; done
     if ! wait_ready 30 >/dev/null; then fail "servers never linked and routing to foo"; stop_all; continue; fi
+    sleep 1.5  # idle upstream connections kept by the probes close (-upstream-idle-timeout 1s)
     declare -A idle=()
     for party in target a b client; do idle[$party]=$(settled_fds "${pid_of[$party]}"); done
 

@@ -192,7 +192,7 @@ mutation "client token not checked" Sources/RemoteDialer/ClientCredentials.swift
     'CredentialsTests|impostorIsRefused'
 
 mutation "proxy credential forwarded to the target" Sources/RemoteDialer/ClientRoute.swift \
-    'if consumedAuthorization && field.name.lowercased() == "authorization" { continue }' \
+    'if consumedAuthorization && field.name.equalsIgnoringASCIICase("authorization") { continue }' \
     '_ = consumedAuthorization' \
     'proxyUsersNeedATokenAndAScopeAndTheTargetNeverSeesIt'
 

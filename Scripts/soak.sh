@@ -47,9 +47,9 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 (cd "$work/files" && exec "$bin/remotedialer-dummy" -listen "127.0.0.1:$port_t") >"$work/target.log" 2>&1 &
 pid_of[target]=$!
-"$bin/remotedialer-server" -listen "127.0.0.1:$port_a" -id a -token soak -peers "b:soak:ws://127.0.0.1:$port_b/connect" >"$work/a.log" 2>&1 &
+"$bin/remotedialer-server" -listen "127.0.0.1:$port_a" -id a -token soak -upstream-idle-timeout 1s -peers "b:soak:ws://127.0.0.1:$port_b/connect" >"$work/a.log" 2>&1 &
 pid_of[a]=$!
-"$bin/remotedialer-server" -listen "127.0.0.1:$port_b" -id b -token soak -peers "a:soak:ws://127.0.0.1:$port_a/connect" >"$work/b.log" 2>&1 &
+"$bin/remotedialer-server" -listen "127.0.0.1:$port_b" -id b -token soak -upstream-idle-timeout 1s -peers "a:soak:ws://127.0.0.1:$port_a/connect" >"$work/b.log" 2>&1 &
 pid_of[b]=$!
 "$bin/remotedialer-client" -connect "ws://127.0.0.1:$port_a/connect" -id foo >"$work/client.log" 2>&1 &
 pid_of[client]=$!
@@ -59,6 +59,8 @@ reachable() { [ "$(curl -s -o /dev/null -w '%{http_code}' -r 0-0 --max-time 5 "$
 ready() { peer_linked "$port_a" b && peer_linked "$port_b" a && reachable "$port_a" foo && reachable "$port_b" foo; }
 wait_for 30 ready || { echo "soak: FAIL: peer links not up or foo not reachable through A and B within 30 s"; tail -5 "$work"/*.log; exit 1; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+# Idle upstream connections kept by the probes (-upstream-idle-timeout 1s) close first.
+sleep 1.5
 declare -A idle_fds=()
 for name in a b client; do idle_fds[$name]=$(settled_fds "${pid_of[$name]}"); done
 
@@ -130,6 +132,7 @@ echo "soak: $minutes min: $(cat "$work/bulk.count" 2>/dev/null || echo 0) bulk d
 if [ -s "$work/errors" ]; then
     fail "$(wc -l <"$work/errors") load errors, the first: $(head -3 "$work/errors" | tr '\n' ';')"
 fi
+sleep 1.5  # the load's idle upstream connections close (-upstream-idle-timeout 1s)
 column=2
 for name in a b client; do
     # The median and the highest sample of the first minute and of the last (rows are 10 s apart).
