@@ -121,17 +121,19 @@ public final class TLSStream: ByteStream, StreamHandler {
     /// take (decryption stopped: our ring full, reading paused, closed) stays there; the inner
     /// stream is paused then, and offers it again on resume.
     public func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
-        var taken = 0
-        buffer.withReadableRegions { first, second in
-            for region in [first, second] where !region.isEmpty {
-                let took = engine.lendingCiphertext(region) {
-                    if state == .handshaking { advanceHandshake() } else { decrypt() }
-                }
-                taken += took
-                guard took == region.count else { break }
-            }
+        let taken = buffer.withReadableRegions { first, second in
+            let took = lend(first)
+            return took == first.count ? took + lend(second) : took
         }
         buffer.consume(taken)
+    }
+
+    /// Lets OpenSSL read `region` while the handshake or decryption advances; the bytes it took.
+    private func lend(_ region: UnsafeRawBufferPointer) -> Int {
+        guard !region.isEmpty else { return 0 }
+        return engine.lendingCiphertext(region) {
+            if state == .handshaking { advanceHandshake() } else { decrypt() }
+        }
     }
 
     private func advanceHandshake() {
