@@ -141,8 +141,9 @@ final class TLSStreamTests: TLSLoopFixture {
         #expect(reader.done.wait(seconds: 60) == true)
     }
 
-    /// Small writes in one loop pass become one record, not one record each.
-    @Test func smallWritesInOneLoopPassAreGatheredIntoOneRecord() throws {
+    /// A TLS client, handshaken, whose ciphertext writes are counted on their way to the socket,
+    /// talking to the echo server; `echoed` gets what came back once the client shuts down.
+    private func countedClientOfAnEchoServer() throws -> (CountingStream, any ByteStream, echoed: OneShot<(String, (any Error)?)>) {
         let (port, _) = try startEchoServer()
         let client = try clientContext()
         let ready = OneShot<(CountingStream, any ByteStream)>()
@@ -153,6 +154,12 @@ final class TLSStreamTests: TLSLoopFixture {
             stream.start(handler: ReadyNotifier(Collector { echoed.set(($0, $1)) }) { ready.set((counting, $0)) })
         }
         let (counting, stream) = try #require(ready.wait(seconds: 10))
+        return (counting, stream, echoed)
+    }
+
+    /// Small writes in one loop pass become one record, not one record each.
+    @Test func smallWritesInOneLoopPassAreGatheredIntoOneRecord() throws {
+        let (counting, stream, echoed) = try countedClientOfAnEchoServer()
         let message = "0123456789abcdef"
         let before = loop.runBlocking {
             let before = counting.bytesWritten
@@ -168,16 +175,7 @@ final class TLSStreamTests: TLSLoopFixture {
 
     /// A 64 KiB write is four records, handed to the inner stream in one write, not four.
     @Test func theRecordsOfOneWriteReachTheInnerStreamTogether() throws {
-        let (port, _) = try startEchoServer()
-        let client = try clientContext()
-        let ready = OneShot<(CountingStream, any ByteStream)>()
-        let echoed = OneShot<(String, (any Error)?)>()
-        connect(port: port) { connection in
-            let counting = CountingStream(wrapping: connection!)
-            let stream = try! TLSStream(wrapping: counting, context: client, role: .client, serverName: "localhost")
-            stream.start(handler: ReadyNotifier(Collector { echoed.set(($0, $1)) }) { ready.set((counting, $0)) })
-        }
-        let (counting, stream) = try #require(ready.wait(seconds: 10))
+        let (counting, stream, echoed) = try countedClientOfAnEchoServer()
         let message = String(repeating: "0123456789abcdef", count: 4096)  // 64 KiB
         let (calls, bytes) = loop.runBlocking {
             let (calls, bytes) = (counting.writeCalls, counting.bytesWritten)
