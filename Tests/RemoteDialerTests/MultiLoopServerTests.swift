@@ -253,9 +253,7 @@ struct MultiLoopProgramTests {
             let download = Process()
             download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
             // -f: a download cut before its head (a 500 from the server) counts as failed too.
-            // 1 MB/s: the ~16 MB that kernel buffers and the pause threshold hold in flight
-            // still leave 16 s of body to cut, however slowly the sessions come up.
-            download.arguments = ["-s", "-f", "-m", "60", "--limit-rate", "1M", "-o", "/dev/null", deployment.url(port, client: id)]
+            download.arguments = ["-s", "-f", "-m", "60", "--limit-rate", "2M", "-o", "/dev/null", deployment.url(port, client: id)]
             try download.run()
             return download
         }
