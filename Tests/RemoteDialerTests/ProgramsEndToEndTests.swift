@@ -14,10 +14,10 @@ final class Deployment {
     init(fileSize: Int = 4 << 20) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var bytes = [UInt8](repeating: 0, count: fileSize)
-        var state: UInt64 = 0x9E3779B97F4A7C15
-        for index in bytes.indices { state = state &* 6364136223846793005 &+ 1442695040888963407; bytes[index] = UInt8(truncatingIfNeeded: state >> 33) }
-        try Data(bytes).write(to: directory.appendingPathComponent("file"))
+        // Random bytes: a misplaced or repeated piece of a download cannot match by chance.
+        let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+        defer { try? random.close() }
+        try random.readData(ofLength: fileSize).write(to: directory.appendingPathComponent("file"))
         dummy = try Subprocess("remotedialer-dummy", ["-listen", "127.0.0.1:\(filePort)"], directory: directory)
         try #require(waitUntil(seconds: 10) { canConnect(port: filePort) }, "dummy did not start: \(dummy.output)")
     }
