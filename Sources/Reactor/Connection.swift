@@ -5,7 +5,7 @@ import Glibc
 /// queue, and read interest that the owner (or back-pressure from elsewhere) can switch off.
 ///
 /// Loop-confined: every method must be called on `loop`'s thread.
-public final class Connection: ByteStream, IOEventHandler {
+public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     private enum State { case idle, open, closed }
 
     public let loop: EventLoop
@@ -97,7 +97,7 @@ public final class Connection: ByteStream, IOEventHandler {
     public var queuedWriteBytes: Int { writeQueue.queuedBytes }
     public var isReadingPaused: Bool { readingPaused }
     /// Bytes currently held by the read ring and write queue (for memory accounting and tests).
-    public var bufferedBytes: Int { readBuffer.capacity + writeQueue.queuedBytes }
+    public var bufferedBytes: Int { readBuffer.capacity + writeQueue.capacity }
 
     // MARK: Reading
 
@@ -228,8 +228,15 @@ public final class Connection: ByteStream, IOEventHandler {
         guard let handler else { return }
         handler.streamDidRead(self, &readBuffer)
         guard state == .open else { return }
-        // Drained: the memory goes back, and the next read lands in the loop's buffer again.
-        if readBuffer.isEmpty { readBuffer.shrink(releaseWhenEmpty: true) } else { stopIfRingFull() }
+        // Drained: the next read lands in the loop's buffer again, and the memory goes back at
+        // the loop's next sweep unless bytes are left over again by then.
+        if readBuffer.isEmpty { loop.releaseWhenIdle(self) } else { stopIfRingFull() }
+    }
+
+    public func releaseSpareBuffers() {
+        guard state == .open else { return }
+        if readBuffer.isEmpty { readBuffer.shrink(releaseWhenEmpty: true) }
+        writeQueue.releaseIfEmpty()
     }
 
     /// A handler that leaves the ring at its maximum full stops reading until it consumes.
@@ -319,6 +326,7 @@ public final class Connection: ByteStream, IOEventHandler {
                 loop.socketBytesWritten += n
             }
         }
+        loop.releaseWhenIdle(self)
         guard sendFilePortion() else { return }
         updateInterest()
         notifyWritabilityChange()

@@ -64,6 +64,8 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
     private var timers = TimerHeap()
     private var nextTimerID: UInt64 = 1
     private var soon: [() -> Void] = []
+    /// Holders whose buffers drained since the last sweep (SpareBufferRelease.swift).
+    var spareBuffers = SpareBufferSweep()
     private var stopRequested = false
     /// Bytes this loop's connections read from and wrote to their sockets: shows which thread
     /// moved a transfer's bytes (tests of cross-loop serving) and feeds per-loop metrics.

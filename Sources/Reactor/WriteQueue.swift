@@ -16,6 +16,8 @@ struct WriteQueue: ~Copyable {
     }
 
     var queuedBytes: Int { ring.readableBytes }
+    /// The ring's storage: what the queue holds in memory, drained or not.
+    var capacity: Int { ring.capacity }
     var isEmpty: Bool { ring.isEmpty }
 
     /// Queues `bytes`; false if the hard limit would be exceeded (nothing queued then).
@@ -28,11 +30,13 @@ struct WriteQueue: ~Copyable {
         let result = ring.withReadableRegions { first, second in
             Syscall.send(fd, first, second)
         }
-        if case .success(let written) = result {
-            ring.consume(written)
-            if ring.isEmpty { ring.shrink(releaseWhenEmpty: true) }
-        }
+        if case .success(let written) = result { ring.consume(written) }
         return result
+    }
+
+    /// Frees the ring's storage if nothing is queued (kept until then: see `SpareBufferSweep`).
+    mutating func releaseIfEmpty() {
+        if ring.isEmpty { ring.shrink(releaseWhenEmpty: true) }
     }
 
     /// Re-evaluates the watermarks; returns the new writability when it changed.

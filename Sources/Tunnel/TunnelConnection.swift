@@ -9,7 +9,7 @@ import Reactor
 /// Flow control (Pause/Resume, both directions) lives in FlowControl.swift.
 ///
 /// Loop-confined: every member is used on the session's loop.
-public final class TunnelConnection: ByteStream {
+public final class TunnelConnection: ByteStream, SpareBufferHolder {
     enum Consumer {
         /// Not started yet: inbound bytes wait in `inbound`.
         case none
@@ -147,14 +147,18 @@ public final class TunnelConnection: ByteStream {
             handler.streamDidRead(self, &inbound)
             guard isOpen else { return }
             // A burst grew the ring past one message's worth: give it back once drained
-            // (rancher/remotedialer#41). Smaller rings are kept, so a steady reader does not
-            // allocate per message.
-            if inbound.isEmpty && inbound.capacity > session.options.maxDataPayload { inbound.shrink(releaseWhenEmpty: true) }
+            // (rancher/remotedialer#41), at the loop's next sweep so the next burst reuses it.
+            if inbound.isEmpty && inbound.capacity > session.options.maxDataPayload { loop.releaseWhenIdle(self) }
             updateInboundPressure()
         }
         if inboundEOF && inbound.isEmpty && !readingPaused {
             handler.streamDidReadEOF(self)
         }
+    }
+
+    public func releaseSpareBuffers() {
+        guard isOpen, inbound.isEmpty, inbound.capacity > session.options.maxDataPayload else { return }
+        inbound.shrink(releaseWhenEmpty: true)
     }
 
     // MARK: ByteStream writing

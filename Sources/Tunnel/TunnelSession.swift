@@ -197,7 +197,8 @@ public final class TunnelSession: TunnelTransportDelegate {
         let header = MessageHeader(id: nextMessageID, connID: connID, type: type)
         nextMessageID &+= 1
         if options.traceMessages { trace("send", header, Array(payload.prefix(128))) }
-        header.withEncodedBytes { transport.sendMessage($0, payload) }
+        // A refused send means the channel is closed: the session hears that from the channel.
+        _ = header.withEncodedBytes { transport.sendMessage($0, payload) }
     }
 
     // MARK: Receiving
