@@ -9,9 +9,9 @@ public struct ConnectionOptions: Sendable {
     /// before more of the stream lands in this loop's memory.
     public var firstReadMaximum = 4096
     /// `isWritable` turns false when the write queue holds more than this.
-    public var writeHighWatermark = 1 << 20
+    public var writeHighWatermark = 256 * 1024
     /// `isWritable` turns true again when the write queue drains below this.
-    public var writeLowWatermark = 256 * 1024
+    public var writeLowWatermark = 64 * 1024
     /// Hard cap on queued bytes: a write past it closes the connection with `.writeQueueFull`.
     public var writeQueueLimit = 64 << 20
     /// How many times one readiness event may read before the loop moves on (fairness).
