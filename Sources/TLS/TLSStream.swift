@@ -9,7 +9,7 @@ import Reactor
 /// or when the pass ends. `shutdownWrite` sends close_notify and half-closes the inner stream;
 /// the peer's close_notify, or the inner stream's EOF once everything received is decrypted,
 /// is this stream's EOF.
-public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
+public final class TLSStream: ByteStream, StreamHandler {
     /// Plaintext per TLS record at most.
     static let recordSize = 16 << 10
 
@@ -28,12 +28,12 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
     private var eofDelivered = false
 
     /// Plaintext gathered into the next record.
-    private var record = LazyBuffer(size: recordSize)
+    private var record: UnsafeMutableRawBufferPointer
     private var recordCount = 0
     private var recordSealScheduled = false
     /// Records sealed by one engine call, gathered so they reach the inner stream in one write
     /// (a 64 KiB write is four records: one system call, not four).
-    private var sealed = LazyBuffer(size: sealedCapacity)
+    private var sealed: UnsafeMutableRawBufferPointer
     private var sealedCount = 0
     /// Four full records with their overhead (header, tag, content type: 22–29 bytes).
     static let sealedCapacity = 4 * (recordSize + 64)
@@ -58,6 +58,8 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
         engine = try TLSEngine(context: context, role: role, serverName: serverName, path: .direct)
         plaintext = RingBuffer(minimumCapacity: 4096, maximumCapacity: max(maxBufferedPlaintext, Self.recordSize))
         early = RingBuffer(minimumCapacity: 1024, maximumCapacity: 4 << 20)
+        record = .allocate(byteCount: Self.recordSize, alignment: 16)
+        sealed = .allocate(byteCount: Self.sealedCapacity, alignment: 16)
         engine.ciphertextSink = { [weak self] in self?.stage($0) ?? false }
     }
 
@@ -68,13 +70,20 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
         self.engine = engine
         self.plaintext = plaintext
         early = RingBuffer(minimumCapacity: 1024, maximumCapacity: 4 << 20)
+        record = .allocate(byteCount: Self.recordSize, alignment: 16)
+        sealed = .allocate(byteCount: Self.sealedCapacity, alignment: 16)
         engine.ciphertextSink = { [weak self] in self?.stage($0) ?? false }
+    }
+
+    deinit {
+        record.deallocate()
+        sealed.deallocate()
     }
 
     public var loop: EventLoop { inner.loop }
     public var isOpen: Bool { state == .handshaking || state == .open }
     public var isStarted: Bool { state != .idle }
-    public var bufferedBytes: Int { inner.bufferedBytes + plaintext.capacity + early.capacity + record.allocatedBytes + sealed.allocatedBytes }
+    public var bufferedBytes: Int { inner.bufferedBytes + plaintext.capacity + early.capacity + record.count + sealed.count }
     /// False until the handshake is done (writes before it are held, bounded), then the inner stream's.
     public var isWritable: Bool { state == .open && !writeShutDown && inner.isWritable }
     public var negotiatedALPN: String? { engine.negotiatedALPN }
@@ -194,7 +203,6 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
             handler.streamDidRead(self, &plaintext)
             // A full ring the handler did not drain: stop reading the inner stream until resumed.
             if plaintext.remainingCapacity == 0 { inner.pauseReading() }
-            if plaintext.isEmpty { loop.releaseWhenIdle(self) }
         }
         if inputEnded && plaintext.isEmpty && !eofDelivered && state == .open && !readingPaused {
             eofDelivered = true
@@ -240,7 +248,7 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
         var rest = bytes
         if recordCount > 0 && !rest.isEmpty {
             let count = min(rest.count, Self.recordSize - recordCount)
-            (record.bytes().baseAddress! + recordCount).copyMemory(from: rest.baseAddress!, byteCount: count)
+            (record.baseAddress! + recordCount).copyMemory(from: rest.baseAddress!, byteCount: count)
             recordCount += count
             rest = UnsafeRawBufferPointer(rebasing: rest[count...])
             if recordCount == Self.recordSize { guard sealRecord() else { return false } }
@@ -251,7 +259,7 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
             rest = UnsafeRawBufferPointer(rebasing: rest[whole...])
         }
         if !rest.isEmpty {
-            record.bytes().baseAddress!.copyMemory(from: rest.baseAddress!, byteCount: rest.count)
+            record.baseAddress!.copyMemory(from: rest.baseAddress!, byteCount: rest.count)
             recordCount = rest.count
             scheduleRecordSeal()
         }
@@ -272,7 +280,7 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
         guard recordCount > 0 else { return true }
         let count = recordCount
         recordCount = 0
-        return encrypt(UnsafeRawBufferPointer(rebasing: record.bytes()[..<count]))
+        return encrypt(UnsafeRawBufferPointer(rebasing: record[..<count]))
     }
 
     /// Seals `bytes`; the records go to the inner stream together.
@@ -286,9 +294,9 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
 
     /// The engine's sink: a record, straight from OpenSSL's buffer into `sealed`.
     private func stage(_ ciphertext: UnsafeRawBufferPointer) -> Bool {
-        if sealedCount + ciphertext.count > sealed.size { guard flushSealed() else { return false } }
-        if ciphertext.count > sealed.size { return inner.write(ciphertext) }
-        (sealed.bytes().baseAddress! + sealedCount).copyMemory(from: ciphertext.baseAddress!, byteCount: ciphertext.count)
+        if sealedCount + ciphertext.count > sealed.count { guard flushSealed() else { return false } }
+        if ciphertext.count > sealed.count { return inner.write(ciphertext) }
+        (sealed.baseAddress! + sealedCount).copyMemory(from: ciphertext.baseAddress!, byteCount: ciphertext.count)
         sealedCount += ciphertext.count
         return true
     }
@@ -300,15 +308,7 @@ public final class TLSStream: ByteStream, StreamHandler, SpareBufferHolder {
         guard sealedCount > 0 else { return true }
         let count = sealedCount
         sealedCount = 0
-        loop.releaseWhenIdle(self)
-        return inner.write(UnsafeRawBufferPointer(rebasing: sealed.bytes()[..<count]))
-    }
-
-    /// An idle stream holds no buffer of its own: what is empty at the loop's sweep is freed.
-    public func releaseSpareBuffers() {
-        if recordCount == 0 { record.release() }
-        if sealedCount == 0 { sealed.release() }
-        if plaintext.isEmpty { plaintext.shrink(releaseWhenEmpty: true) }
+        return inner.write(UnsafeRawBufferPointer(rebasing: sealed[..<count]))
     }
 
     public func streamWritabilityDidChange(_ stream: any ByteStream, isWritable: Bool) {

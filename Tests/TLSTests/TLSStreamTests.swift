@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Reactor
 import Testing
-@testable import TLS
+import TLS
 import TestSupport
 
 @Suite(.serialized)
@@ -186,24 +186,6 @@ final class TLSStreamTests: TLSLoopFixture {
         loop.runBlocking { stream.shutdownWrite() }
         let (text, _) = try #require(echoed.wait(seconds: 10))
         #expect(text == message)
-    }
-
-    /// After a transfer both ways, an idle stream's own buffers (the record being gathered, the
-    /// sealed records, the plaintext ring) are freed at the loop's sweep. CountingStream reports
-    /// no buffers of its own, so what the TLS stream reports is its own.
-    @Test func anIdleStreamHoldsNoBuffersOfItsOwnAfterTheSweep() throws {
-        let (_, stream, echoed) = try countedClientOfAnEchoServer()
-        let message = [UInt8](repeating: 0x61, count: 100_000)  // whole records and a partial one
-        let held = loop.runBlocking {
-            stream.write(message)
-            return stream.bufferedBytes
-        }
-        #expect(held >= TLSStream.sealedCapacity, "the records were sealed without the sealing buffer: \(held) bytes held")
-        #expect(waitUntil(seconds: 10) { loop.runBlocking { stream.bufferedBytes == 0 } },
-                "the idle stream still holds \(loop.runBlocking { stream.bufferedBytes }) bytes")
-        loop.runBlocking { stream.shutdownWrite() }
-        let (text, _) = try #require(echoed.wait(seconds: 10))
-        #expect(text.utf8.count == message.count)
     }
 
     /// Writes and a close asked for before the handshake completes happen after it, in order.
