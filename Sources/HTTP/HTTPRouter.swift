@@ -34,7 +34,8 @@ public struct HTTPRouter {
     public func route(_ exchange: HTTPServerExchange) {
         let path = exchange.head.path
         // Prefixes compare as bytes, not as Characters (which cost a grapheme walk per request).
-        guard let routes = exact[String(path)] ?? prefixes.first(where: { path.utf8.starts(with: $0.prefix.utf8) })?.routes else {
+        // Exact paths are few; compared as bytes, with no String made and hashed per request.
+        guard let routes = exact.first(where: { $0.key.utf8.count == path.utf8.count && $0.key.utf8.elementsEqual(path.utf8) })?.value ?? prefixes.first(where: { path.utf8.starts(with: $0.prefix.utf8) })?.routes else {
             return notFound(exchange)
         }
         let method = exchange.head.method

@@ -35,6 +35,8 @@ public final class HTTPServerConnection: StreamHandler {
     /// Since when the peer has not taken our response bytes (write queue above its watermark).
     private var unwritableSince: UInt64?
     private var timer: TimerID?
+    /// When `timer` fires.
+    private var timerDeadline: UInt64 = 0
     var keepAlive = true
     /// False once `stopKeepingAlive()`: no request after the current one.
     private var keepAliveAllowed = true
@@ -67,16 +69,22 @@ public final class HTTPServerConnection: StreamHandler {
                 // Body done; the next request waits until this response ends.
                 guard exchange.ended else { return }
                 body = nil
-                enter(buffer.isEmpty ? .keptAlive(since: MonotonicClock.now()) : .awaitingHead(since: MonotonicClock.now(), sawBytes: true))
+                if buffer.isEmpty {
+                    enter(.keptAlive(since: MonotonicClock.now()))
+                } else {
+                    // Not `enter`: the head usually parses at once; the timer waits until it does not.
+                    phase = .awaitingHead(since: MonotonicClock.now(), sawBytes: true)
+                }
             case .keptAlive:
                 guard !buffer.isEmpty else { return }
-                enter(.awaitingHead(since: MonotonicClock.now(), sawBytes: true))
+                // As above: no timer work for a head that arrived whole.
+                phase = .awaitingHead(since: MonotonicClock.now(), sawBytes: true)
             case .awaitingHead(let since, _):
                 guard !buffer.isEmpty else { return }
                 phase = .awaitingHead(since: since, sawBytes: true)
                 let head: HTTPRequestHead
                 do {
-                    guard let parsed = try parser.parseRequest(&buffer) else { return }
+                    guard let parsed = try parser.parseRequest(&buffer) else { return armTimer() }
                     head = parsed
                 } catch {
                     return refuse(error)
@@ -251,17 +259,13 @@ public final class HTTPServerConnection: StreamHandler {
         armTimer()
     }
 
-    /// One timer per connection, set for the current phase's deadline. Body and send stalls
-    /// are checked when it fires and re-armed, so a moving body costs no timer work per read.
-    private func armTimer() {
-        if let timer { stream.loop.cancelTimer(timer) }
-        timer = nil
-        let deadline: UInt64
+    /// The current phase's deadline; nil when there is none (`.done`).
+    private func phaseDeadline() -> UInt64? {
         switch phase {
-        case .done: return
-        case .awaitingHead(let since, _): deadline = since &+ timeouts.head.nanosecondsClamped
-        case .keptAlive(let since): deadline = since &+ timeouts.keepAliveIdle.nanosecondsClamped
-        case .closing(let since): deadline = since &+ timeouts.bodyIdle.nanosecondsClamped
+        case .done: return nil
+        case .awaitingHead(let since, _): return since &+ timeouts.head.nanosecondsClamped
+        case .keptAlive(let since): return since &+ timeouts.keepAliveIdle.nanosecondsClamped
+        case .closing(let since): return since &+ timeouts.bodyIdle.nanosecondsClamped
         case .serving(let exchange, let since):
             let idle = timeouts.bodyIdle.nanosecondsClamped
             var next = MonotonicClock.now() &+ idle
@@ -270,8 +274,23 @@ public final class HTTPServerConnection: StreamHandler {
             }
             if !exchange.bodyComplete && !bodyPaused { next = min(next, bodyActivityAt &+ idle) }
             if let unwritableSince { next = min(next, unwritableSince &+ idle) }
-            deadline = next
+            return next
         }
+    }
+
+    /// One timer per connection, due no later than the current phase's deadline. A timer due
+    /// earlier is kept: when it fires it finds the real deadline and re-arms, so the phases of a
+    /// kept-alive request (each deadline later than the last) cost no timer work. Body and send
+    /// stalls are checked the same way, so a moving body costs none per read either.
+    private func armTimer() {
+        guard let deadline = phaseDeadline() else {
+            if let timer { stream.loop.cancelTimer(timer) }
+            timer = nil
+            return
+        }
+        if timer != nil && timerDeadline <= deadline { return }
+        if let timer { stream.loop.cancelTimer(timer) }
+        timerDeadline = deadline
         timer = stream.loop.scheduleTimer(deadline: deadline) { [weak self] in
             self?.timer = nil
             self?.deadlineReached()
@@ -279,8 +298,10 @@ public final class HTTPServerConnection: StreamHandler {
     }
 
     private func deadlineReached() {
-        guard stream.isOpen else { return }
+        guard stream.isOpen, let deadline = phaseDeadline() else { return }
         let now = MonotonicClock.now()
+        // Armed for an earlier phase; this one ends later.
+        if now < deadline { return armTimer() }
         switch phase {
         case .done:
             return

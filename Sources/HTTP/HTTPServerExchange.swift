@@ -33,6 +33,10 @@ public final class HTTPServerExchange {
     public var onAbort: (((any Error)?) -> Void)?
     public internal(set) var bodyComplete = false
     public private(set) var state = ResponseState.notStarted
+    /// The serialized response head, held back until the first body bytes (to go out with them
+    /// in one system call), the end of the response, or the end of this loop pass, whichever
+    /// comes first: a small response then costs the requester's socket one send, not two.
+    private var heldHead: [UInt8]?
 
     init(head: HTTPRequestHead, connection: HTTPServerConnection) {
         self.head = head
@@ -45,9 +49,14 @@ public final class HTTPServerExchange {
     /// True once the response is over, whether it ended or was aborted.
     public var ended: Bool { state == .ended || state == .aborted }
     /// The underlying stream while the exchange is live, e.g. to cut a response short after an
-    /// upstream failure; nil once it is over.
-    public var connectionStream: (any ByteStream)? { ended ? nil : connection?.stream }
-    public var isWritable: Bool { connectionStream?.isWritable ?? false }
+    /// upstream failure; nil once it is over. A held-back head is written first, so whatever
+    /// the caller writes follows it.
+    public var connectionStream: (any ByteStream)? {
+        guard !ended, let connection else { return nil }
+        writeHeldHead()
+        return connection.stream
+    }
+    public var isWritable: Bool { !ended && connection?.stream.isWritable ?? false }
     public var remoteAddress: SocketAddress? { connection?.remoteAddress }
 
     public func pauseBody() { if !ended { connection?.pauseBody() } }
@@ -76,7 +85,14 @@ public final class HTTPServerExchange {
         }
         if !connection.keepAlive { response.headers.replace(name: "Connection", value: "close") }
         state = .streaming(chunked: chunked, bodyAllowed: bodyAllowed)
-        connection.stream.write(response.serialized)
+        heldHead = response.serialized
+        loop.runSoon { [weak self] in self?.writeHeldHead() }
+    }
+
+    private func writeHeldHead() {
+        guard let head = heldHead else { return }
+        heldHead = nil
+        connection?.stream.write(head)
     }
 
     /// Writes body bytes; returns false if the response is over or the connection gone.
@@ -87,6 +103,11 @@ public final class HTTPServerExchange {
             return false
         }
         guard bodyAllowed, bytes.count > 0 else { return stream.isOpen }
+        if !chunked, let head = heldHead {
+            heldHead = nil
+            return head.withUnsafeBytes { stream.write($0, bytes) }
+        }
+        writeHeldHead()
         guard chunked else { return stream.write(bytes) }
         return ChunkedEncoding.write(bytes, to: stream)
     }
@@ -102,6 +123,7 @@ public final class HTTPServerExchange {
             precondition(ended, "end() before the head")
             return
         }
+        writeHeldHead()
         if chunked { connection?.stream.write(ChunkedEncoding.lastChunk) }
         state = .ended
         dropCallbacks()
@@ -156,6 +178,7 @@ public final class HTTPServerExchange {
     func abort(error: (any Error)?) {
         guard !ended else { return }
         state = .aborted
+        heldHead = nil
         let onAbort = self.onAbort
         dropCallbacks()
         onAbort?(error)

@@ -29,6 +29,12 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     private var shutdownWriteRequested = false
     private var writeShutDown = false
     private var closeAfterFlushRequested = false
+    /// Writes queued for the end of this loop pass (`coalescedWriteLimit`) wait for it.
+    private var coalescedFlushPending = false
+    /// Writes of at most this many bytes wait in the queue until the end of the loop pass, so
+    /// the small writes of one pass (a tunnel's messages for many connections) leave in one
+    /// send instead of one each. 0 (the default): every write is attempted at once.
+    public var coalescedWriteLimit = 0
     /// A file being sent with sendfile(2) once the write queue is empty.
     private var fileSend: FileSend?
 
@@ -257,6 +263,9 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     public func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
         loop.assertInLoop()
         guard state != .closed, !shutdownWriteRequested else { return false }
+        if first.count + second.count <= coalescedWriteLimit && fileSend == nil && state == .open {
+            return enqueueForPassEnd(first, second)
+        }
         var written = 0
         if writeQueue.isEmpty && fileSend == nil && state == .open {
             switch Syscall.send(fd, first, second) {
@@ -311,6 +320,36 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         if wasEmpty { updateInterest() }
         notifyWritabilityChange()
         return true
+    }
+
+    /// Queues a small write to go out with the others of this pass (`coalescedWriteLimit`).
+    private func enqueueForPassEnd(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
+        guard writeQueue.append(first) && writeQueue.append(second) else {
+            fail(SocketError(.writeQueueFull, operation: "write"))
+            return false
+        }
+        notifyWritabilityChange()
+        if !coalescedFlushPending {
+            coalescedFlushPending = true
+            loop.runSoon { [weak self] in self?.flushCoalescedWrites() }
+        }
+        return true
+    }
+
+    private func flushCoalescedWrites() {
+        coalescedFlushPending = false
+        flushWriteQueue()
+        // The socket took only part: wait for it to drain, as a write attempted at once would.
+        if !writeQueue.isEmpty { updateInterest() }
+    }
+
+    /// Closing now: coalesced writes would have been sent already had they not waited for the
+    /// pass to end, so send what the socket takes before the rest is dropped.
+    private func sendCoalescedWritesBeforeClose() {
+        guard coalescedFlushPending, state == .open else { return }
+        while !writeQueue.isEmpty, case .success(let written) = writeQueue.flush(to: fd), written > 0 {
+            loop.socketBytesWritten += written
+        }
     }
 
     private func flushWriteQueue() {
@@ -405,11 +444,13 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
 
     /// Closes now, dropping anything queued. The handler hears `streamDidClose(error: nil)` soon after.
     public func close() {
+        sendCoalescedWritesBeforeClose()
         teardown(error: nil)
     }
 
     /// Closes with `error` (delivered to the handler).
     public func close(error: any Error) {
+        sendCoalescedWritesBeforeClose()
         teardown(error: error)
     }
 
@@ -418,6 +459,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     }
 
     public func closeForShutdown() {
+        sendCoalescedWritesBeforeClose()
         teardown(error: SocketError(.closed, operation: "shutdown"))
     }
 
@@ -426,7 +468,8 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// True while the socket can move to another loop: open, started, nothing queued to write
     /// (a queued response would have to be copied across threads) and no close under way.
     public var isMigratable: Bool {
-        state != .closed && writeQueue.isEmpty && fileSend == nil && !shutdownWriteRequested && !closeAfterFlushRequested && !readEOF
+        state != .closed && writeQueue.isEmpty && !coalescedFlushPending && fileSend == nil && !shutdownWriteRequested
+            && !closeAfterFlushRequested && !readEOF
     }
 
     /// Hands the socket to `target`: it stops being watched here at once (this connection counts

@@ -166,15 +166,15 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
         let id = nextTimerID
         nextTimerID += 1
         let period = interval.map { max($0.nanosecondsClamped, 1) }
-        timers.insert(id: id, deadline: deadline, interval: period, callback: body)
-        return TimerID(raw: id)
+        let slot = timers.insert(id: id, deadline: deadline, interval: period, callback: body)
+        return TimerID(raw: id, slot: slot)
     }
 
     /// Cancels a timer; returns whether it was still pending.
     @discardableResult
     public func cancelTimer(_ id: TimerID) -> Bool {
         assertInLoop()
-        return timers.cancel(id: id.raw)
+        return timers.cancel(id: id.raw, slot: id.slot)
     }
 
     public var pendingTimerCount: Int { timers.count }

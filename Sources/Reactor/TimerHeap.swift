@@ -1,44 +1,70 @@
-/// Identifies a timer for cancellation. Allocated from a per-loop counter; never reused.
+/// Identifies a timer for cancellation. `raw` comes from a per-loop counter and is never reused;
+/// `slot` is where the loop keeps the timer's callback.
 public struct TimerID: Hashable, Sendable {
     let raw: UInt64
+    let slot: Int
 }
 
-/// The loop's timers: a binary min-heap of (deadline, id) with the callbacks in a dictionary.
-/// Cancelling removes the callback only (O(1)); the stale heap entry is skipped when it surfaces,
-/// and the heap is rebuilt if stale entries come to outnumber live ones.
+/// The loop's timers: a binary min-heap of (deadline, id) with the callbacks in slots, which are
+/// reused. Cancelling empties the slot (O(1), no hashing: a proxied request starts and cancels
+/// two timers); the stale heap entry, whose id no longer matches its slot's, is skipped when it
+/// surfaces, and the heap is rebuilt if stale entries come to outnumber live ones.
 struct TimerHeap {
     private struct Entry {
         var deadline: UInt64
         var id: UInt64
+        var slot: Int
     }
 
     private struct Timer {
+        /// 0 while the slot is free (ids start at 1).
+        var id: UInt64 = 0
         var interval: UInt64?  // nil for one-shot
-        var callback: () -> Void
+        var callback: (() -> Void)?
     }
 
     private var heap: [Entry] = []
-    private var timers: [UInt64: Timer] = [:]
+    private var slots: [Timer] = []
+    private var freeSlots: [Int] = []
 
-    var count: Int { timers.count }
+    private(set) var count = 0
 
-    mutating func insert(id: UInt64, deadline: UInt64, interval: UInt64?, callback: @escaping () -> Void) {
-        timers[id] = Timer(interval: interval, callback: callback)
-        push(Entry(deadline: deadline, id: id))
+    /// Adds timer `id` (> 0, never used before); returns its slot.
+    mutating func insert(id: UInt64, deadline: UInt64, interval: UInt64?, callback: @escaping () -> Void) -> Int {
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+        } else {
+            slot = slots.count
+            slots.append(Timer())
+        }
+        slots[slot] = Timer(id: id, interval: interval, callback: callback)
+        count += 1
+        push(Entry(deadline: deadline, id: id, slot: slot))
+        return slot
     }
 
     /// Returns whether the timer was still pending.
     @discardableResult
-    mutating func cancel(id: UInt64) -> Bool {
-        guard timers.removeValue(forKey: id) != nil else { return false }
-        if heap.count > 64 && heap.count > 2 * timers.count { compact() }
+    mutating func cancel(id: UInt64, slot: Int) -> Bool {
+        guard slots.indices.contains(slot), slots[slot].id == id else { return false }
+        release(slot)
+        if heap.count > 64 && heap.count > 2 * count { compact() }
         return true
     }
+
+    private mutating func release(_ slot: Int) {
+        slots[slot] = Timer()
+        freeSlots.append(slot)
+        count -= 1
+    }
+
+    private func isLive(_ entry: Entry) -> Bool { slots[entry.slot].id == entry.id }
 
     /// The earliest live deadline, dropping stale entries on the way.
     mutating func nextDeadline() -> UInt64? {
         while let top = heap.first {
-            if timers[top.id] != nil { return top.deadline }
+            if isLive(top) { return top.deadline }
             pop()
         }
         return nil
@@ -50,21 +76,22 @@ struct TimerHeap {
         var due: [() -> Void] = []
         while let top = heap.first, top.deadline <= now {
             pop()
-            guard let timer = timers[top.id] else { continue }
-            due.append(timer.callback)
-            if let interval = timer.interval {
+            guard isLive(top), let callback = slots[top.slot].callback else { continue }
+            due.append(callback)
+            if let interval = slots[top.slot].interval {
                 // Skip missed periods rather than firing a burst after a stall.
                 let missed = (now - top.deadline) / interval
-                push(Entry(deadline: top.deadline + (missed + 1) * interval, id: top.id))
+                push(Entry(deadline: top.deadline + (missed + 1) * interval, id: top.id, slot: top.slot))
             } else {
-                timers.removeValue(forKey: top.id)
+                release(top.slot)
             }
         }
         return due
     }
 
     private mutating func compact() {
-        heap.removeAll { timers[$0.id] == nil }
+        let slots = slots
+        heap.removeAll { slots[$0.slot].id != $0.id }
         for index in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(index) }
     }
 

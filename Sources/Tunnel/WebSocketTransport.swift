@@ -8,7 +8,16 @@ public final class WebSocketTransport: TunnelTransport, WebSocketHandler {
     /// Set when the session ends the socket, so the close it triggers is not reported back as news.
     private var closing = false
 
-    public init(socket: WebSocketConnection) { self.socket = socket }
+    public init(socket: WebSocketConnection) {
+        self.socket = socket
+        // Many connections' small messages share this socket: those of one loop pass leave
+        // together (a proxied request's messages cost a send each otherwise).
+        (socket.stream as? Connection)?.coalescedWriteLimit = Self.coalescedWriteLimit
+    }
+
+    /// Messages up to this size (frame included) wait for the end of the loop pass; larger ones,
+    /// a bulk transfer's, go out at once rather than being copied into the queue first.
+    static let coalescedWriteLimit = 16 * 1024
 
     public var loop: EventLoop { socket.loop }
     public var isWritable: Bool { socket.isWritable }

@@ -54,7 +54,7 @@ struct ServerCommand: Command {
     var loops = ReactorGroup.coreCount
     var accept = AcceptDistribution.reusePort
     var drainTimeout = FlagDuration(argument: "30s")!
-    var upstreamIdlePerTarget = 32
+    var upstreamIdlePerTarget = 128
     var upstreamIdleTotal = 1024
     var upstreamIdleTimeout = FlagDuration(argument: "30s")!
 
