@@ -12,9 +12,10 @@ import PackageDescription
 // programs looks them up (OpenSSL is C and is found with dlsym on its own handles), and ld.so
 // touched about 0.35 MiB of that table while resolving the shared libraries' symbols.
 // Measured on an idle server started 3 times: 9,084/9,096/8,992 KiB before, 8,308/8,200/8,236 after.
-// And the functions an idle server and client run come first, side by side (Scripts/link-order.sh
-// writes the list): the kernel maps code 64 KiB around each page faulted in, so run-once startup
-// code spread over the whole text kept most of it resident (idle server 8.27 -> 6.58 MiB).
+// And the functions a server and client run (starting, a tunnel up and idle, a download; listed by
+// Scripts/link-order.sh) come first, side by side: the kernel maps code 64 KiB around each page
+// faulted in, so run-once startup code spread over the whole text kept most of it resident
+// (an idle server alone: 8.27 -> 6.58 MiB).
 let programLinking: [LinkerSetting] = [
     .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
                   "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Scripts/link-order.txt",
