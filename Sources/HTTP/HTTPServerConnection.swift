@@ -40,6 +40,9 @@ public final class HTTPServerConnection: StreamHandler {
     var keepAlive = true
     /// False once `stopKeepingAlive()`: no request after the current one.
     private var keepAliveAllowed = true
+    /// Runs once when an upgrade hands the stream over: from then on nothing here is needed,
+    /// and an owner that lets go of this handler saves its memory for the stream's whole life.
+    var onUpgraded: (() -> Void)?
 
     public init(stream: any ByteStream, remoteAddress: SocketAddress? = nil, limits: HTTPLimits = HTTPLimits(),
                 timeouts: HTTPTimeouts = HTTPTimeouts(), respond: @escaping Responder) {
@@ -226,6 +229,9 @@ public final class HTTPServerConnection: StreamHandler {
 
     func detach() -> any ByteStream {
         enter(.done)
+        let onUpgraded = self.onUpgraded
+        self.onUpgraded = nil
+        onUpgraded?()
         return stream
     }
 
