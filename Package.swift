@@ -4,25 +4,6 @@ import PackageDescription
 // Layers, each depending only on the ones above it:
 //   CSystem (C) → Reactor → TLS (over CTLS) / HTTP → WebSocket → Tunnel → RemoteDialer → executables
 
-// How the server and client are linked in release, for what a running process keeps resident.
-// They stay position-independent (ASLR), but with lld's packed relative relocations (RELR,
-// glibc ≥ 2.36): ld.so reads about 5 KiB of them at startup instead of the 612 KiB of RELA
-// entries gold writes. And without a dynamic symbol table for our own code: the static Swift
-// runtime's link exports every symbol (`-export-dynamic`), though nothing loaded into these
-// programs looks them up (OpenSSL is C and is found with dlsym on its own handles), and ld.so
-// touched about 0.35 MiB of that table while resolving the shared libraries' symbols.
-// Measured on an idle server started 3 times: 9,084/9,096/8,992 KiB before, 8,308/8,200/8,236 after.
-// And the functions a server and client run (starting, a tunnel up and idle, a download; listed by
-// Scripts/link-order.sh) come first, side by side: the kernel maps code 64 KiB around each page
-// faulted in, so run-once startup code spread over the whole text kept most of it resident
-// (an idle server alone: 8.27 -> 6.58 MiB).
-let programLinking: [LinkerSetting] = [
-    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
-                  "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Scripts/link-order.txt",
-                  "-Xlinker", "--no-warn-symbol-ordering"],
-                 .when(platforms: [.linux], configuration: .release)),
-]
-
 let package = Package(
     name: "RemoteDialer",
     platforms: [.macOS(.v15)],
@@ -64,10 +45,9 @@ let package = Package(
                                                       .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "remotedialer-server", dependencies: [
             "RemoteDialer", "ProgramSupport", "TLS",
-            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics")],
-            linkerSettings: programLinking),
+            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics")]),
         .executableTarget(name: "remotedialer-client", dependencies: [
-            "RemoteDialer", "ProgramSupport", "TLS"], linkerSettings: programLinking),
+            "RemoteDialer", "ProgramSupport", "TLS"]),
         .executableTarget(name: "remotedialer-dummy", dependencies: [
             "HTTP", "ProgramSupport"]),
         .testTarget(name: "ProgramSupportTests", dependencies: ["ProgramSupport"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes Scripts/link-order.txt: the functions a server and client run (startup, a tunnel coming
 # up, its pings and idle checks, a download through it, shutdown), which the release link puts
-# side by side (lld --symbol-ordering-file, see Package.swift). The kernel maps a program's code
+# side by side (lld --symbol-ordering-file, see Scripts/build-programs.sh). The kernel maps a program's code
 # 64 KiB around each page it faults in, so run-once code scattered over the text kept most of it
 # resident; packed together it takes a few hundred KiB. The download puts the data path in the
 # list too, so the code a busy tunnel runs is packed with it rather than left among the rest.
@@ -12,9 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
-for product in remotedialer-server remotedialer-client remotedialer-dummy; do
-    swift build -c release --static-swift-stdlib --scratch-path .build-static --product "$product"
-done
+bash Scripts/build-programs.sh
 
 work=$(mktemp -d)
 server_pid="" client_pid="" target_pid=""

@@ -17,9 +17,7 @@ programs=(remotedialer-server remotedialer-client remotedialer-dummy)
 
 # Its own scratch path, so the harness's ordinary release build (.build) is left as it is.
 scratch=.build-static
-for program in "${programs[@]}"; do
-    swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product "$program"
-done
+bash Scripts/build-programs.sh "${programs[@]}"
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT

@@ -10,8 +10,6 @@ export PATH="/opt/swift/usr/bin:$PATH"
 bash Scripts/install-deps.sh
 # The programs as they ship (Scripts/package.sh): the Swift runtime linked in, so their memory
 # is measured as a user running the packaged files sees it.
-for product in remotedialer-server remotedialer-client remotedialer-dummy; do
-    swift build -c release --static-swift-stdlib --scratch-path .build-static --product "$product"
-done
+bash Scripts/build-programs.sh
 (cd Benchmarks && swift build -c release --product tunnel-bench)
 Benchmarks/.build/release/tunnel-bench "$@"
