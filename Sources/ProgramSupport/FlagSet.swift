@@ -1,7 +1,7 @@
 import Glibc
 
 /// A value a command-line flag holds, parsed from the flag's text.
-public protocol FlagValue: CustomStringConvertible {
+public protocol FlagValue: CustomStringConvertible, SendableMetatype {
     init?(argument: String)
     /// The word the usage text shows after the flag's name (Go's `flag` package: "string", "int", "duration").
     static var flagTypeName: String { get }

@@ -18,11 +18,10 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-                    file: String, function: String, line: UInt) {
-        let fields = metadata.merging(explicit ?? [:]) { $1 }
-        var members: [(String, JSONValue)] = [("time", .string(Self.timestamp())), ("level", .string(level.rawValue)),
-                                              ("label", .string(label)), ("message", .string(message.description))]
+    public func log(event: LogEvent) {
+        let fields = metadata.merging(event.metadata ?? [:]) { $1 }
+        var members: [(String, JSONValue)] = [("time", .string(Self.timestamp())), ("level", .string(event.level.rawValue)),
+                                              ("label", .string(label)), ("message", .string(event.message.description))]
         let reserved: Set<String> = ["time", "level", "label", "message"]
         for key in fields.keys.sorted() where !reserved.contains(key) { members.append((key, .string(fields[key]!.description))) }
         let text = JSONValue.object(members).serialized + "\n"
