@@ -154,7 +154,6 @@ struct HTTPHeadParserTests {
                 #expect(left == 0, "bytes left after the head: \(left)")
             }
         }
-        var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4096)
         for text in ["HTTP/1.1 2000 OK", "HTTP/1.1 099 Low", "HTTP/1.1 +20 X", "HTTP/1.1 2x0", "HTTP/1.1", "HTTP/1.1  200 OK"] {
             var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 4096)
             #expect(appendBytes(&ring, Array("\(text)\r\n\r\n".utf8)))

@@ -9,7 +9,7 @@ struct SendFileTests {
         var random = Xorshift.logged()
         let content = (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &random) }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sendfile-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: path, contents: Data(content))
+        try #require(FileManager.default.createFile(atPath: path, contents: Data(content)))
         defer { unlink(path) }
         let file = open(path, O_RDONLY)
         defer { close(file) }

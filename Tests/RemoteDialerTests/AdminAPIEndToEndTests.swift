@@ -41,7 +41,8 @@ struct AdminAPIEndToEndTests {
         #expect(flowing, "\(foo)")
         let sessions = foo["sessionList"] as? [[String: Any]] ?? []
         #expect(sessions.count == 1)
-        #expect((sessions.first?["remoteAddress"] as? String ?? "").hasPrefix("127.0.0.1:"))
+        let remoteAddress = sessions.first?["remoteAddress"] as? String
+        #expect(remoteAddress?.hasPrefix("127.0.0.1:") == true, "\(String(describing: remoteAddress))")
         let connections = sessions.first?["connections"] as? [[String: Any]] ?? []
         let download = connections.first { $0["target"] as? String == "tcp/127.0.0.1:\(deployment.filePort)" }
         #expect(download != nil, "\(connections)")
