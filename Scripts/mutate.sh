@@ -176,8 +176,8 @@ mutation "requester hang-up ignored" Sources/HTTP/HTTPServerConnection.swift \
     'requesterHangUpEndsTheTunnelledConnectionAtOnce'
 
 mutation "head timeout never fires" Sources/HTTP/HTTPServerConnection.swift \
-    'case .awaitingHead(let since, _): deadline = since &+ timeouts.head.nanosecondsClamped' \
-    'case .awaitingHead(let since, _): deadline = since &+ (1 << 62)' \
+    'case .awaitingHead(let since, _): return since &+ timeouts.head.nanosecondsClamped' \
+    'case .awaitingHead(let since, _): return since &+ (1 << 62)' \
     'silentSlowAndHalfUpgradedSocketsAreClosedAtTheHeadTimeout'
 
 mutation "client sessions may announce clients" Sources/RemoteDialer/RemoteDialerServer.swift \
