@@ -46,13 +46,18 @@ head -c $((8 << 20)) /dev/urandom > files/payload.bin
 files_port=$(free_port) server_port=$(free_port)
 (cd files && exec env -i PATH=/usr/bin:/bin "$programs/remotedialer-dummy" -listen "127.0.0.1:$files_port") > dummy.log 2>&1 &
 pids+=($!)
-bare "$programs/remotedialer-server" -listen "127.0.0.1:$server_port" > server.log 2>&1 &
+# exec: $! is then the program itself, which cleanup stops (a backgrounded function call
+# would leave its child running when the subshell is killed).
+(exec env -i PATH=/usr/bin:/bin "$programs/remotedialer-server" -listen "127.0.0.1:$server_port") > server.log 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$server_port/healthz" || fail "the packaged server did not serve /healthz"
-bare "$programs/remotedialer-client" -connect "ws://127.0.0.1:$server_port/connect" -id packaged > client.log 2>&1 &
+(exec env -i PATH=/usr/bin:/bin "$programs/remotedialer-client" -connect "ws://127.0.0.1:$server_port/connect" -id packaged) > client.log 2>&1 &
 pids+=($!)
 url="http://127.0.0.1:$server_port/client/packaged/http/127.0.0.1:$files_port/payload.bin"
 wait_for "$url" || fail "no download through the packaged tunnel"
 curl -sS --fail -o received.bin "$url"
 cmp files/payload.bin received.bin || fail "the file arrived different"
 echo "test-package: ok: $(basename "$archive"): 8 MiB through the packaged server and client without Swift ($(du -sh "$programs" | cut -f1) unpacked)"
+cleanup
+trap - EXIT
+for pid in "${pids[@]}"; do ! kill -0 "$pid" 2>/dev/null || fail "process $pid still running after cleanup"; done
