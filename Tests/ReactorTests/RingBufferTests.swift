@@ -134,8 +134,42 @@ import Testing
                 if Int.random(in: 0..<10, using: &generator) == 0 { ring.shrink() }
             }
             #expect(ring.readableBytes == model.count)
+            // Growth moves one piece of wrapped contents: a misplaced byte shows before it is consumed.
+            if model.count > 0 && ring.capacity > 0 && Int.random(in: 0..<8, using: &generator) == 0 { #expect(ring.bytes() == model) }
         }
         #expect(ring.bytes() == model)
+    }
+
+    /// Wrapped contents whose front piece is the smaller one: growth moves that piece to the new end.
+    @Test func growthMovesTheSmallerPieceOfWrappedContents() {
+        var ring = RingBuffer(minimumCapacity: 16, maximumCapacity: 64)
+        #expect(append(&ring, Array(0..<16 as Range<UInt8>)))
+        ring.consume(14)                                         // front piece: 14, 15
+        #expect(append(&ring, Array(16..<26 as Range<UInt8>)))   // wrapped piece: 16..<26 at [0, 10)
+        #expect(append(&ring, Array(26..<36 as Range<UInt8>)))   // grows to 32
+        #expect(ring.capacity == 32)
+        #expect(ring.bytes() == Array(14..<36 as Range<UInt8>))
+        #expect(ring.byte(at: 1) == 15 && ring.byte(at: 2) == 16)
+    }
+
+    /// Past 1 MiB a ring grows by a quarter in 64 KiB units, not by doubling: its pages all become
+    /// resident as contents wrap, so a doubled ring cost up to twice what it held.
+    @Test func largeRingsGrowByAQuarterAndWrapAtAnyCapacity() {
+        var ring = RingBuffer(minimumCapacity: 4096, maximumCapacity: 8 << 20)
+        let pattern = (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 % 251) }
+        #expect(append(&ring, Array(pattern[..<(1 << 20)])))
+        #expect(ring.capacity == 1 << 20)
+        ring.consume(512 << 10)
+        #expect(append(&ring, Array(pattern[(1 << 20)..<((1 << 20) + (768 << 10))])))
+        #expect(ring.capacity == (1 << 20) + (256 << 10))      // not 2 MiB
+        // The contents now wrap at 1.25 MiB.
+        let expected = Array(pattern[(512 << 10)..<((1 << 20) + (768 << 10))])
+        ring.withReadableRegions { a, b in #expect(a.count == 768 << 10 && b.count == 512 << 10) }
+        #expect(ring.bytes() == expected)
+        ring.consume(1 << 20)
+        #expect(ring.bytes() == Array(expected[(1 << 20)...]))
+        #expect(RingBuffer.capacity(toHold: (5 << 20) + 1, growingFrom: 4 << 20) == (5 << 20) + (64 << 10))
+        #expect(RingBuffer.capacity(toHold: (4 << 20) + 1, growingFrom: 4 << 20) == 5 << 20)
     }
 
     /// `#expect` cannot call a mutating method on a noncopyable value directly.
