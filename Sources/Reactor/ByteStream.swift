@@ -32,10 +32,15 @@ public protocol ByteStream: AnyObject {
     func close(error: any Error)
     /// Bytes this stream holds in its buffers now (read and write side), for memory caps.
     var bufferedBytes: Int { get }
+    /// Keeps at most about `bytes` of what was written waiting unsent in the kernel; the rest waits
+    /// in the stream's own queue, where writability (and so flow control) sees it at once.
+    func limitUnsentBytes(_ bytes: Int)
 }
 
 extension ByteStream {
     public var bufferedBytes: Int { 0 }
+    /// A stream with no kernel send queue of its own (a tunnelled connection) has nothing to limit.
+    public func limitUnsentBytes(_ bytes: Int) {}
 
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {

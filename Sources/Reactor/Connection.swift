@@ -35,6 +35,16 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// the small writes of one pass (a tunnel's messages for many connections) leave in one
     /// send instead of one each. 0 (the default): every write is attempted at once.
     public var coalescedWriteLimit = 0
+
+    /// TCP_NOTSENT_LOWAT: the kernel takes writes only while fewer than `bytes` of them are unsent
+    /// (not yet within the peer's window), and reports the socket writable only below that.
+    public func limitUnsentBytes(_ bytes: Int) {
+        guard state != .closed else { return }
+        Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT, Int32(clamping: bytes))
+    }
+
+    /// The kernel's TCP_NOTSENT_LOWAT for this socket, as `limitUnsentBytes` left it.
+    public var unsentBytesLimit: Int? { state == .closed ? nil : Syscall.option(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT).map(Int.init) }
     /// A file being sent with sendfile(2) once the write queue is empty.
     private var fileSend: FileSend?
 

@@ -59,6 +59,13 @@ enum Syscall {
         _ = setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// An integer socket option's value, nil if it cannot be read.
+    static func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32? {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fd, level, name, &value, &length) == 0 ? value : nil
+    }
+
     /// A nonblocking, close-on-exec TCP socket of `family`.
     static func tcpSocket(family: Int32) -> Result<Int32, SocketError> {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)

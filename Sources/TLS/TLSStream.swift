@@ -84,6 +84,7 @@ public final class TLSStream: ByteStream, StreamHandler {
     public var isOpen: Bool { state == .handshaking || state == .open }
     public var isStarted: Bool { state != .idle }
     public var bufferedBytes: Int { inner.bufferedBytes + plaintext.capacity + early.capacity + record.count + sealed.count }
+    public func limitUnsentBytes(_ bytes: Int) { inner.limitUnsentBytes(bytes) }
     /// False until the handshake is done (writes before it are held, bounded), then the inner stream's.
     public var isWritable: Bool { state == .open && !writeShutDown && inner.isWritable }
     public var negotiatedALPN: String? { engine.negotiatedALPN }

@@ -26,6 +26,24 @@ final class TLSLayeringTests: TLSLoopFixture {
         #expect(count == 4 << 20)
     }
 
+    /// A limit on unsent bytes concerns the socket under the TLS layers.
+    @Test func aLimitOnUnsentBytesReachesTheSocketUnderneath() throws {
+        let context = try serverContext
+        let port = try listen { connection in
+            try! TLSStream(wrapping: connection, context: context, role: .server).start(handler: EchoHandler())
+        }
+        let client = try clientContext()
+        let limit = OneShot<Int?>()
+        connect(port: port) { connection in
+            let outer = try! TLSStream(wrapping: connection!, context: client, role: .client, serverName: "localhost")
+            let inner = try! TLSStream(wrapping: outer, context: client, role: .client, serverName: "localhost")
+            inner.limitUnsentBytes(32 << 10)
+            limit.set(connection!.unsentBytesLimit)
+            connection!.close()
+        }
+        #expect(limit.wait(seconds: 10) == .some(32 << 10))
+    }
+
     /// STARTTLS-style: both sides exchange a plaintext line on a started connection, then hand it
     /// to TLS; the ClientHello sent right behind the line is already in the server's ring then.
     @Test func aStartedStreamIsTakenOverWithItsBufferedBytes() throws {

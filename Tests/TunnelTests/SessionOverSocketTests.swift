@@ -139,6 +139,17 @@ struct SessionOverSocketTests {
     /// was already in flight (its WebSocket write queue and the two kernel socket buffers), far
     /// below the hard cap the transfer is twice as big as; after Resume the rest arrives intact.
     /// (rancher/rancher#36584: Go's Pause was advisory and its sender overshot by ~4 MB.)
+    /// Both ends keep what the kernel holds unsent small, so a Pause or another connection's
+    /// message does not wait behind megabytes of one connection's data.
+    @Test func bothEndsLimitWhatTheKernelHoldsUnsent() throws {
+        let fixture = try TunnelFixture()
+        defer { fixture.shutdown() }
+        for (loop, session) in [(fixture.serverLoop, fixture.serverSession!), (fixture.clientLoop, fixture.clientSession!)] {
+            let limit = loop.runBlocking { ((session.transport as? WebSocketTransport)?.socket.stream as? Connection)?.unsentBytesLimit }
+            #expect(limit == WebSocketTransport.unsentBytesLimit)
+        }
+    }
+
     @Test func stalledReaderStopsTheSenderAfterPauseAndResumeDeliversTheRest() throws {
         let total = 64 << 20  // twice the default 32 MiB cap
         let options = TunnelOptions()
