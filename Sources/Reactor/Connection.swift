@@ -31,9 +31,8 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     private var closeAfterFlushRequested = false
     /// Writes queued for the end of this loop pass (`coalescedWriteLimit`) wait for it.
     private var coalescedFlushPending = false
-    /// Writes of at most this many bytes wait in the queue until the end of the loop pass, so
-    /// the small writes of one pass (a tunnel's messages for many connections) leave in one
-    /// send instead of one each. 0 (the default): every write is attempted at once.
+    /// Writes of at most this many bytes wait in the queue until the end of the loop pass (see
+    /// `ByteStream.coalescedWriteLimit`). 0 (the default): every write is attempted at once.
     public var coalescedWriteLimit = 0
     /// A file being sent with sendfile(2) once the write queue is empty.
     private var fileSend: FileSend?
