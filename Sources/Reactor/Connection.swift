@@ -34,6 +34,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// Writes of at most this many bytes wait in the queue until the end of the loop pass (see
     /// `ByteStream.coalescedWriteLimit`). 0 (the default): every write is attempted at once.
     public var coalescedWriteLimit = 0
+    public var isAwaitingSpareBufferSweep = false
     /// A file being sent with sendfile(2) once the write queue is empty.
     private var fileSend: FileSend?
 
