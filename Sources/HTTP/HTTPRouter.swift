@@ -9,35 +9,48 @@ public struct HTTPRouter {
         let handler: Handler
     }
 
-    private var exact: [String: [Route]] = [:]
-    private var prefixes: [(prefix: String, routes: [Route])] = []
+    /// A path or prefix as UTF-8 bytes, with its routes.
+    private struct RoutedPath {
+        let bytes: [UInt8]
+        var routes: [Route]
+    }
+
+    /// Paths and prefixes are few: each list is scanned, comparing bytes (no String made or
+    /// hashed, no Characters walked per request).
+    private var exact: [RoutedPath] = []
+    /// Longest first, so the first match is the longest.
+    private var prefixes: [RoutedPath] = []
     public var notFound: Handler = { $0.respond(.notFound, body: "404 page not found\n") }
 
     public init() {}
 
     /// Routes `path` exactly, for `method` only when given.
     public mutating func add(_ path: String, method: String? = nil, _ handler: @escaping Handler) {
-        exact[path, default: []].append(Route(method: method, handler: handler))
+        Self.add(Route(method: method, handler: handler), at: path, to: &exact)
     }
 
     /// Routes every path starting with `prefix`, for `method` only when given.
     public mutating func add(prefix: String, method: String? = nil, _ handler: @escaping Handler) {
-        let route = Route(method: method, handler: handler)
-        if let index = prefixes.firstIndex(where: { $0.prefix == prefix }) {
-            prefixes[index].routes.append(route)
+        Self.add(Route(method: method, handler: handler), at: prefix, to: &prefixes)
+        prefixes.sort { $0.bytes.count > $1.bytes.count }
+    }
+
+    private static func add(_ route: Route, at path: String, to list: inout [RoutedPath]) {
+        let bytes = Array(path.utf8)
+        if let index = list.firstIndex(where: { $0.bytes == bytes }) {
+            list[index].routes.append(route)
         } else {
-            prefixes.append((prefix, [route]))
-            prefixes.sort { $0.prefix.count > $1.prefix.count }
+            list.append(RoutedPath(bytes: bytes, routes: [route]))
         }
     }
 
     public func route(_ exchange: HTTPServerExchange) {
-        let path = exchange.head.path
-        // Prefixes compare as bytes, not as Characters (which cost a grapheme walk per request).
-        // Exact paths are few; compared as bytes, with no String made and hashed per request.
-        guard let routes = exact.first(where: { $0.key.utf8.count == path.utf8.count && $0.key.utf8.elementsEqual(path.utf8) })?.value ?? prefixes.first(where: { path.utf8.starts(with: $0.prefix.utf8) })?.routes else {
-            return notFound(exchange)
+        var path = exchange.head.path
+        let routes = path.withUTF8 { path in
+            exact.first(where: { path.count == $0.bytes.count && path.elementsEqual($0.bytes) })?.routes
+                ?? prefixes.first(where: { path.starts(with: $0.bytes) })?.routes
         }
+        guard let routes else { return notFound(exchange) }
         let method = exchange.head.method
         if let route = routes.first(where: { $0.method == nil || $0.method == method })
             ?? routes.first(where: { method == "HEAD" && $0.method == "GET" }) {

@@ -48,10 +48,15 @@ public final class HTTPServerExchange {
     public var headWritten: Bool { state != .notStarted }
     /// True once the response is over, whether it ended or was aborted.
     public var ended: Bool { state == .ended || state == .aborted }
-    /// The underlying stream while the exchange is live, e.g. to cut a response short after an
-    /// upstream failure; nil once it is over. A held-back head is written first, so whatever
-    /// the caller writes follows it.
-    public var connectionStream: (any ByteStream)? {
+    /// The stream the request came on while the exchange is live, to look at (its TLS session,
+    /// say); nil once it is over. Writing to it could overtake a held-back head: to write or
+    /// close, use `streamAfterWritingHead()`.
+    public var stream: (any ByteStream)? { ended ? nil : connection?.stream }
+
+    /// Writes a held-back head, then returns the stream while the exchange is live, to be used
+    /// directly (sendfile, or cutting a response short after an upstream failure): whatever the
+    /// caller writes then follows the head. Nil once the exchange is over.
+    public func streamAfterWritingHead() -> (any ByteStream)? {
         guard !ended, let connection else { return nil }
         writeHeldHead()
         return connection.stream

@@ -20,6 +20,11 @@ public protocol ByteStream: AnyObject {
     /// Returns false if the stream is closed or its write side shut down.
     @discardableResult
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool
+    /// Writes of at most this many bytes wait for the end of the loop pass, so the small writes
+    /// of one pass (a tunnel's messages for many connections) leave together: one send, one TLS
+    /// record. 0: every write goes out at once. A stream that cannot hold writes back keeps the
+    /// default, which reads 0 and ignores what is set.
+    var coalescedWriteLimit: Int { get set }
     func pauseReading()
     func resumeReading()
     /// Half-close once everything queued is written.
@@ -41,6 +46,11 @@ extension ByteStream {
     public var bufferedBytes: Int { 0 }
     /// A stream with no kernel send queue of its own (a tunnelled connection) has nothing to limit.
     public func limitUnsentBytes(_ bytes: Int) {}
+
+    public var coalescedWriteLimit: Int {
+        get { 0 }
+        set {}
+    }
 
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {

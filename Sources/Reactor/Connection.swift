@@ -31,10 +31,10 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     private var closeAfterFlushRequested = false
     /// Writes queued for the end of this loop pass (`coalescedWriteLimit`) wait for it.
     private var coalescedFlushPending = false
-    /// Writes of at most this many bytes wait in the queue until the end of the loop pass, so
-    /// the small writes of one pass (a tunnel's messages for many connections) leave in one
-    /// send instead of one each. 0 (the default): every write is attempted at once.
+    /// Writes of at most this many bytes wait in the queue until the end of the loop pass (see
+    /// `ByteStream.coalescedWriteLimit`). 0 (the default): every write is attempted at once.
     public var coalescedWriteLimit = 0
+    public var isAwaitingSpareBufferSweep = false
 
     /// TCP_NOTSENT_LOWAT: the kernel takes writes only while fewer than `bytes` of them are unsent
     /// (not yet within the peer's window), and reports the socket writable only below that.

@@ -1,5 +1,9 @@
 /// Something holding buffers it can give back once they are empty: a connection's rings.
 public protocol SpareBufferHolder: AnyObject {
+    /// True while the holder is on its loop's sweep list: set when listed, cleared by the sweep.
+    /// The holder only stores it (`= false`): listing a listed holder again, on every drain,
+    /// then costs a test of this flag.
+    var isAwaitingSpareBufferSweep: Bool { get set }
     /// Frees the buffers that are empty now. Called on the loop thread by the loop's sweep.
     func releaseSpareBuffers()
 }
@@ -19,25 +23,28 @@ struct SpareBufferSweep {
         weak var holder: (any SpareBufferHolder)?
     }
 
-    /// Keyed by identity, so a holder draining again before the sweep is listed once.
-    private var holders: [ObjectIdentifier: WeakHolder] = [:]
+    /// Each holder once (`isAwaitingSpareBufferSweep`); a freed one leaves an empty entry.
+    private var holders: [WeakHolder] = []
 
     var isEmpty: Bool { holders.isEmpty }
 
-    /// Lists `holder`; returns true if the list was empty (the caller schedules the sweep).
+    /// Lists `holder` unless it is listed; returns true if the list was empty (the caller
+    /// schedules the sweep).
     mutating func add(_ holder: any SpareBufferHolder) -> Bool {
-        let key = ObjectIdentifier(holder)
-        // A freed holder's address can be reused by a new one: its stale entry is replaced.
-        if let listed = holders[key], listed.holder === holder { return false }
-        let wasEmpty = holders.isEmpty
-        holders[key] = WeakHolder(holder: holder)
-        return wasEmpty
+        guard !holder.isAwaitingSpareBufferSweep else { return false }
+        holder.isAwaitingSpareBufferSweep = true
+        holders.append(WeakHolder(holder: holder))
+        return holders.count == 1
     }
 
-    /// Empties the list; returns the holders still alive.
+    /// Empties the list; returns the holders still alive, no longer marked as listed.
     mutating func takeAll() -> [any SpareBufferHolder] {
         defer { holders.removeAll(keepingCapacity: false) }
-        return holders.values.compactMap(\.holder)
+        return holders.compactMap { entry in
+            guard let holder = entry.holder else { return nil }
+            holder.isAwaitingSpareBufferSweep = false
+            return holder
+        }
     }
 }
 

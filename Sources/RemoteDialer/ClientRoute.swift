@@ -175,7 +175,7 @@ public struct ClientRoute {
                     proxied.cancelTimer(loop)
                     if !exchange.headWritten {
                         fail(error)
-                    } else if let downstream = exchange.connectionStream {
+                    } else if let downstream = exchange.streamAfterWritingHead() {
                         // Mid-body: the only honest signal left is to cut the response short.
                         downstream.close(error: error)
                     }

@@ -141,7 +141,7 @@ public final class RemoteDialerServer {
             return admit(exchange, clientKey: id, peer: true)
         }
         let request = TunnelUpgradeRequest(head: head, remoteAddress: exchange.remoteAddress,
-                                           peerCertificate: (exchange.connectionStream as? TLSStream)?.peerCertificate)
+                                           peerCertificate: (exchange.stream as? TLSStream)?.peerCertificate)
         let pending = LoopBound((server: self, exchange: exchange), loop: loop)
         let loop = self.loop
         authorizer(request) { decision in

@@ -5,8 +5,9 @@ import Reactor
 ///
 /// Back-pressure passes through: a paused reader pauses the inner stream and decryption, and the
 /// plaintext ring is bounded (`maxBufferedPlaintext`); writability is the inner stream's.
-/// Writes made during one loop pass are gathered into records of up to 16 KiB, sealed when full
-/// or when the pass ends. `shutdownWrite` sends close_notify and half-closes the inner stream;
+/// Small writes of one loop pass are gathered into records of up to 16 KiB, sealed when full or
+/// when the pass ends (`coalescedWriteLimit`); a larger write is sealed at once, with what was
+/// gathered before it. `shutdownWrite` sends close_notify and half-closes the inner stream;
 /// the peer's close_notify, or the inner stream's EOF once everything received is decrypted,
 /// is this stream's EOF.
 public final class TLSStream: ByteStream, StreamHandler {
@@ -27,12 +28,18 @@ public final class TLSStream: ByteStream, StreamHandler {
     private var inputEnded = false
     private var eofDelivered = false
 
+    /// Writes of at most this many plaintext bytes wait until the record they fill is full or
+    /// the loop pass ends, so one record and one write to the inner stream carry them all; a
+    /// larger write goes out at once, with what waited. On by default: a record per small write
+    /// costs 22–29 bytes of overhead, a seal and an inner write each.
+    public var coalescedWriteLimit = TLSStream.recordSize
     /// Plaintext gathered into the next record.
     private var record: UnsafeMutableRawBufferPointer
     private var recordCount = 0
-    private var recordSealScheduled = false
-    /// Records sealed by one engine call, gathered so they reach the inner stream in one write
-    /// (a 64 KiB write is four records: one system call, not four).
+    /// The gathered plaintext and sealed records go to the inner stream when this pass ends.
+    private var gatheredSendScheduled = false
+    /// Records sealed and not yet handed to the inner stream, so they reach it in one write (a
+    /// 64 KiB write is four records: one system call, not four).
     private var sealed: UnsafeMutableRawBufferPointer
     private var sealedCount = 0
     /// Four full records with their overhead (header, tag, content type: 22–29 bytes).
@@ -145,7 +152,7 @@ public final class TLSStream: ByteStream, StreamHandler {
             if !early.isEmpty {
                 let pending = early.bytes()
                 early.discardAll()
-                _ = pending.withUnsafeBytes { gather($0) }
+                _ = pending.withUnsafeBytes { send($0, UnsafeRawBufferPointer(start: nil, count: 0)) }
             }
             switch closeAfterHandshake {
             case .shutdownWrite?: shutdownWrite()
@@ -240,11 +247,20 @@ public final class TLSStream: ByteStream, StreamHandler {
             guard early.append(first), early.append(second) else { fail(TLSError("too much data before the handshake")); return false }
             return true
         }
-        return gather(first) && gather(second)
+        return send(first, second)
     }
 
-    /// Adds plaintext to the record being gathered: whole records go to the engine at once, the
-    /// rest waits for more writes until the record is full or this loop pass ends.
+    /// Gathers a write: one of at most `coalescedWriteLimit` bytes waits for the end of the pass,
+    /// a larger one goes to the inner stream now, with everything gathered before it.
+    private func send(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
+        guard gather(first), gather(second) else { return false }
+        if first.count + second.count > coalescedWriteLimit { return sendGathered() }
+        scheduleGatheredSend()
+        return true
+    }
+
+    /// Adds plaintext to the record being gathered; each record that fills is sealed (whole
+    /// records of a large write at once, without a copy of ours), the rest waits in `record`.
     private func gather(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var rest = bytes
         if recordCount > 0 && !rest.isEmpty {
@@ -256,24 +272,29 @@ public final class TLSStream: ByteStream, StreamHandler {
         }
         let whole = rest.count - rest.count % Self.recordSize
         if whole > 0 {
-            guard encrypt(UnsafeRawBufferPointer(rebasing: rest[..<whole])) else { return false }
+            guard seal(UnsafeRawBufferPointer(rebasing: rest[..<whole])) else { return false }
             rest = UnsafeRawBufferPointer(rebasing: rest[whole...])
         }
         if !rest.isEmpty {
             record.baseAddress!.copyMemory(from: rest.baseAddress!, byteCount: rest.count)
             recordCount = rest.count
-            scheduleRecordSeal()
         }
         return true
     }
 
-    private func scheduleRecordSeal() {
-        guard !recordSealScheduled else { return }
-        recordSealScheduled = true
+    private func scheduleGatheredSend() {
+        guard !gatheredSendScheduled, recordCount > 0 || sealedCount > 0 else { return }
+        gatheredSendScheduled = true
         loop.runSoon { [self] in
-            recordSealScheduled = false
-            if state == .open { sealRecord() }
+            gatheredSendScheduled = false
+            if state == .open { sendGathered() }
         }
+    }
+
+    /// Seals the gathered plaintext and hands every sealed record to the inner stream.
+    @discardableResult
+    private func sendGathered() -> Bool {
+        sealRecord() && flushSealed()
     }
 
     @discardableResult
@@ -281,16 +302,16 @@ public final class TLSStream: ByteStream, StreamHandler {
         guard recordCount > 0 else { return true }
         let count = recordCount
         recordCount = 0
-        return encrypt(UnsafeRawBufferPointer(rebasing: record[..<count]))
+        return seal(UnsafeRawBufferPointer(rebasing: record[..<count]))
     }
 
-    /// Seals `bytes`; the records go to the inner stream together.
-    private func encrypt(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// Encrypts `bytes` into records, staged in `sealed` (see `stage`).
+    private func seal(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if case .failed(let error) = engine.write(bytes) {
             fail(error)
             return false
         }
-        return flushSealed()
+        return true
     }
 
     /// The engine's sink: a record, straight from OpenSSL's buffer into `sealed`.
@@ -360,8 +381,12 @@ public final class TLSStream: ByteStream, StreamHandler {
         }
     }
 
+    /// Closes now because of `error`: what the inner stream can send at once goes (gathered
+    /// plaintext would have been sent already had it not waited for the pass end), the rest is
+    /// dropped.
     public func close(error: any Error) {
         loop.assertInLoop()
+        if state == .open && !writeShutDown { sendGathered() }
         fail(error)
     }
 
@@ -397,7 +422,7 @@ extension TLSStream: MigratableStream {
     public var socket: Connection? { inner as? Connection }
 
     public var isMigratable: Bool {
-        state == .open && recordCount == 0 && sealedCount == 0 && !recordSealScheduled && early.isEmpty && !writeShutDown && !innerEOF && !inputEnded
+        state == .open && recordCount == 0 && sealedCount == 0 && !gatheredSendScheduled && early.isEmpty && !writeShutDown && !innerEOF && !inputEnded
             && socket?.isMigratable == true
     }
 

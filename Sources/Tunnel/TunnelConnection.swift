@@ -35,6 +35,7 @@ public final class TunnelConnection: ByteStream, SpareBufferHolder {
     var remotePaused = false
     /// Last writability reported to the handler.
     var reportedWritable = true
+    public var isAwaitingSpareBufferSweep = false
     public internal(set) var statistics = Statistics()
     let createdAt = MonotonicClock.now()
     /// Nanoseconds since the connection was registered.

@@ -12,7 +12,7 @@ public final class WebSocketTransport: TunnelTransport, WebSocketHandler {
         self.socket = socket
         // Many connections' small messages share this socket: those of one loop pass leave
         // together (a proxied request's messages cost a send each otherwise).
-        (socket.stream as? Connection)?.coalescedWriteLimit = Self.coalescedWriteLimit
+        socket.stream.coalescedWriteLimit = Self.coalescedWriteLimit
         socket.stream.limitUnsentBytes(Self.unsentBytesLimit)
     }
 

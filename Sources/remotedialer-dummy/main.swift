@@ -94,7 +94,7 @@ final class FileResponse {
             return exchange.end()
         }
         // Plain TCP and a body worth it: the kernel sends the file (sendfile), no copy of ours.
-        if count >= sendfileThreshold, let connection = exchange.connectionStream as? Connection {
+        if count >= sendfileThreshold, let connection = exchange.streamAfterWritingHead() as? Connection {
             connection.sendFile(fd, offset: start, count: count) { result in
                 close(fd)
                 if case .success = result { exchange.end() }
@@ -124,7 +124,7 @@ final class FileResponse {
 
     private func abort() {
         finish()
-        exchange.connectionStream?.close()
+        exchange.streamAfterWritingHead()?.close()
     }
 
     func finish() {

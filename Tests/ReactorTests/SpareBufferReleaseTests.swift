@@ -11,6 +11,7 @@ private final class Silent: StreamHandler {
 }
 
 private final class Holder: SpareBufferHolder {
+    var isAwaitingSpareBufferSweep = false
     var releases = 0
     func releaseSpareBuffers() { releases += 1 }
 }
@@ -54,19 +55,26 @@ private final class Holder: SpareBufferHolder {
                 "the idle connection still holds \(loop.runBlocking { connection.bufferedBytes }) bytes after the sweep")
     }
 
-    /// The sweep list holds each holder once however often it drains, weakly, and hands back
-    /// only the living ones; the first entry since a sweep is the one that schedules the next.
+    /// The sweep list holds each holder once however often it drains (its flag says it is
+    /// listed), weakly, and hands back only the living ones, unmarked; the first entry since a
+    /// sweep is the one that schedules the next.
     @Test func theSweepListsEachLivingHolderOnce() {
         var sweep = SpareBufferSweep()
         let kept = Holder()
         var dropped: Holder? = Holder()
         let adds = [sweep.add(kept), sweep.add(kept), sweep.add(dropped!)]
         #expect(adds == [true, false, false])
+        #expect(kept.isAwaitingSpareBufferSweep)
         dropped = nil
         let due = sweep.takeAll()
         #expect(due.count == 1 && due.first === kept)
+        #expect(!kept.isAwaitingSpareBufferSweep, "a swept holder is still marked as listed: it would never be listed again")
         #expect(sweep.isEmpty)
         let next = sweep.add(kept)
         #expect(next, "after a sweep the next entry schedules the next sweep")
+        // A holder made after the sweep (perhaps where a freed one was) is listed, once.
+        let fresh = Holder()
+        #expect(!sweep.add(fresh) && !sweep.add(fresh))
+        #expect(sweep.takeAll().count == 2)
     }
 }
