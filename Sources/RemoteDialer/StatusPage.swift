@@ -39,7 +39,9 @@ public enum StatusPage {
     const $ = (id) => document.getElementById(id);
     const bytes = (n) => { const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0; while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; } return (i ? n.toFixed(1) : n) + " " + u[i]; };
     const cell = (row, text, numeric) => { const td = row.insertCell(); td.textContent = text; if (numeric) td.className = "n"; return td; };
-    function sparkline(history) {
+    function sparkline(recent) {
+      // The server leaves out the idle seconds before a client's first traffic.
+      const history = Array(Math.max(0, 60 - recent.length)).fill(0).concat(recent);
       const ns = "http://www.w3.org/2000/svg", w = 120, h = 24, svg = document.createElementNS(ns, "svg");
       svg.setAttribute("width", w); svg.setAttribute("height", h); svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
       const max = Math.max(1, ...history), line = document.createElementNS(ns, "polyline");
