@@ -94,6 +94,8 @@ public final class RemoteDialerServer {
     private var closing = false
     private var drainInProgress: ServerDrain?
     private var bufferCheckTimer: TimerID?
+    /// Ends this loop's silent sessions (one timer for all of them, not one each).
+    private var idleCheckTimer: TimerID?
     /// Sessions closed because the server-wide buffer cap was crossed.
     public private(set) var sessionsClosedForMemory = 0
     /// Kept-alive upstream connections of the `/client/...` route.
@@ -179,6 +181,7 @@ public final class RemoteDialerServer {
         let socket = WebSocketConnection(stream: stream, role: .server, options: options.webSocket)
         // Only peer servers may tell us which clients they reach; only clients have bandwidth limits.
         var tunnelOptions = options.tunnel
+        tunnelOptions.ownerChecksIdle = true  // `idleCheckTimer`
         let transport: any TunnelTransport
         if peer {
             transport = WebSocketTransport(socket: socket)
@@ -256,7 +259,8 @@ public final class RemoteDialerServer {
 
     // MARK: Memory
 
-    /// The buffer cap's measurements, and the per-client traffic samples (once a second).
+    /// The buffer cap's measurements, the per-client traffic samples (once a second) and the
+    /// sessions' idle check.
     private func startPeriodicChecks() {
         guard bufferCheckTimer == nil else { return }
         let interval = options.bufferCheckInterval
@@ -264,6 +268,11 @@ public final class RemoteDialerServer {
         trafficSampleTimer = loop.scheduleTimer(after: .seconds(1), repeating: .seconds(1)) { [weak self] in
             guard let self else { return }
             traffic.sample(connected: Set(sessions.clientKeys))
+        }
+        let idleCheck = options.tunnel.idleCheckInterval
+        idleCheckTimer = loop.scheduleTimer(after: idleCheck, repeating: idleCheck) { [weak self] in
+            // A copy: a session that ends leaves the table at once.
+            for session in self?.sessions.everySession ?? [] { session.closeIfIdle() }
         }
     }
 
@@ -492,9 +501,10 @@ public final class RemoteDialerServer {
         loop.assertInLoop()
         closing = true
         drainInProgress?.cancel()
-        for timer in [bufferCheckTimer, trafficSampleTimer].compactMap({ $0 }) { loop.cancelTimer(timer) }
+        for timer in [bufferCheckTimer, trafficSampleTimer, idleCheckTimer].compactMap({ $0 }) { loop.cancelTimer(timer) }
         bufferCheckTimer = nil
         trafficSampleTimer = nil
+        idleCheckTimer = nil
         upstreamPool.closeAll()
         for session in sessions.everySession {
             session.closeGracefully()

@@ -17,6 +17,12 @@ public struct TunnelOptions: Sendable {
     public var pingInterval: Duration = .seconds(5)
     /// No ping or pong for this long ends the session.
     public var idleTimeout: Duration = .seconds(60)
+    /// The session's owner calls `closeIfIdle()` on it (a server, for all its sessions from one
+    /// timer), so the session arms no idle timer of its own: a timer per idle session cost ~0.1
+    /// KiB of a server's memory.
+    public var ownerChecksIdle = false
+    /// How often idleness is checked: a silent session ends at most this long after `idleTimeout`.
+    public var idleCheckInterval: Duration { min(idleTimeout / 4, .seconds(5)) }
     /// Client role: SyncConnections period.
     public var syncInterval: Duration = .seconds(60)
     /// SyncConnections spares connections younger than this: their Connect may have crossed the

@@ -397,12 +397,18 @@ extension TunnelSession {
                 self?.sendSyncConnections()
             })
         }
-        let check = min(options.idleTimeout / 4, .seconds(5))
-        timers.append(loop.scheduleTimer(after: check, repeating: check) { [weak self] in
-            guard let self else { return }
-            let idle = MonotonicClock.now() &- transport.lastReceivedAt
-            if idle > options.idleTimeout.nanosecondsClamped { close(error: TunnelError.idleTimeout) }
-        })
+        guard !options.ownerChecksIdle else { return }
+        let check = options.idleCheckInterval
+        timers.append(loop.scheduleTimer(after: check, repeating: check) { [weak self] in self?.closeIfIdle() })
+    }
+
+    /// Ends the session if nothing (not even a ping or pong) arrived for `idleTimeout`. Called
+    /// every `idleCheckInterval`, by the session's own timer or by its owner (`ownerChecksIdle`).
+    public func closeIfIdle() {
+        loop.assertInLoop()
+        guard isOpen else { return }
+        let idle = MonotonicClock.now() &- transport.lastReceivedAt
+        if idle > options.idleTimeout.nanosecondsClamped { close(error: TunnelError.idleTimeout) }
     }
 
     /// SyncConnections: close (without telling the remote) connections it no longer has. Ones

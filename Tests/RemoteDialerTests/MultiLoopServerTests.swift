@@ -191,6 +191,23 @@ struct MultiLoopServerTests {
         #expect(fixture.group.directory.clientKeys == Array(ids.dropFirst(4)).sorted())
     }
 
+    /// Each loop ends its silent sessions from one timer for all of them (the sessions arm none of
+    /// their own): raw clients that never ping are closed once `idleTimeout` has passed, not before.
+    @Test func silentSessionsAreEndedByTheirLoopsIdleCheck() throws {
+        var options = ServerOptions()
+        options.tunnel.idleTimeout = .milliseconds(600)
+        let fixture = try MultiLoopFixture(loops: 2, options: options)
+        defer { fixture.shutdown() }
+        let started = ContinuousClock.now
+        let clients = try (0..<6).map { try #require(RawTunnelClient(port: fixture.port, clientID: "silent\($0)")) }
+        for client in clients {
+            #expect(client.upgraded, "\(client.statusLine)")
+            #expect(client.closeCode() != nil, "no Close within the socket's 5 s timeout")
+        }
+        #expect(ContinuousClock.now - started >= .milliseconds(600), "closed before the idle timeout")
+        #expect(waitUntil(seconds: 5) { fixture.group.directory.clientKeys.isEmpty }, "\(fixture.group.directory.clientKeys)")
+    }
+
     /// Two servers on two loops each, peered: requests through either reach the other's clients,
     /// whichever loop the requester, the peer links and the sessions landed on.
     @Test func peersOnSeveralLoopsRouteBothWays() throws {
