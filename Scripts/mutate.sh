@@ -112,7 +112,17 @@ mutation "client ping never sent" Sources/Tunnel/TunnelSession.swift \
 mutation "idle timeout disabled" Sources/Tunnel/TunnelSession.swift \
     'if idle > options.idleTimeout.nanosecondsClamped { close(error: TunnelError.idleTimeout) }' \
     '_ = idle' \
-    'LivenessTests'
+    'LivenessTests|silentSessionsAreEndedByTheirLoopsIdleCheck'
+
+mutation "a server loop never checks its sessions' idleness" Sources/RemoteDialer/RemoteDialerServer.swift \
+    'for session in self?.sessions.everySession ?? [] { session.closeIfIdle() }' \
+    '_ = self' \
+    'silentSessionsAreEndedByTheirLoopsIdleCheck'
+
+mutation "unsent bytes not limited in the kernel" Sources/Reactor/Connection.swift \
+    'Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT, Int32(clamping: bytes))' \
+    '_ = bytes' \
+    'aLimitedConnectionKeepsTheExcessInItsOwnQueue|bothEndsLimitWhatTheKernelHoldsUnsent|aLimitOnUnsentBytesReachesTheSocketUnderneath'
 
 mutation "client backoff fixed at zero" Sources/RemoteDialer/RemoteDialerClient.swift \
     'let delay = min(backoff * Double.random(in: 0.8...1.2), options.maxBackoff)' \
