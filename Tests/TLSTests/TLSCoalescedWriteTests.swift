@@ -30,14 +30,22 @@ final class TLSCoalescedWriteTests: TLSLoopFixture {
         return try #require(ready.wait(seconds: 30), "no greeting within 30 s")
     }
 
+    /// In one loop pass: writes `messages`, then runs `then`; the inner writes counted before the
+    /// pass and at its end (before the loop's end-of-pass work).
+    private func writeMessagesInOnePass(_ stream: TLSStream, _ counting: CountingStream,
+                                        then: @escaping () -> Void = {}) -> (before: Int, after: Int) {
+        loop.runBlocking {
+            let before = counting.writeCalls
+            for message in messages { stream.write(message) }
+            then()
+            return (before, counting.writeCalls)
+        }
+    }
+
     @Test func smallWritesOfOnePassLeaveInOneInnerWrite() throws {
         let serverText = OneShot<String>()
         let (stream, counting) = try connectedClient(serverText: serverText)
-        let (before, duringPass) = loop.runBlocking {
-            let before = counting.writeCalls
-            for message in messages { stream.write(message) }
-            return (before, counting.writeCalls)
-        }
+        let (before, duringPass) = writeMessagesInOnePass(stream, counting)
         #expect(duringPass == before, "a small write reached the inner stream before the loop pass ended")
         #expect(waitUntil(seconds: 10) { loop.runBlocking { counting.writeCalls } > before })
         #expect(loop.runBlocking { counting.writeCalls } == before + 1, "the small writes of one pass took more than one inner write")
@@ -49,12 +57,7 @@ final class TLSCoalescedWriteTests: TLSLoopFixture {
         let serverText = OneShot<String>()
         let (stream, counting) = try connectedClient(serverText: serverText)
         let large = [UInt8](repeating: UInt8(ascii: "x"), count: stream.coalescedWriteLimit + 1)
-        let (before, afterLarge) = loop.runBlocking {
-            let before = counting.writeCalls
-            for message in messages { stream.write(message) }
-            stream.write(large)
-            return (before, counting.writeCalls)
-        }
+        let (before, afterLarge) = writeMessagesInOnePass(stream, counting) { stream.write(large) }
         #expect(afterLarge == before + 1, "the waiting writes and the large one took \(afterLarge - before) inner writes, not one")
         loop.runBlocking { stream.closeAfterFlush() }
         #expect(serverText.wait(seconds: 30) == String(decoding: messages.joined() + large, as: UTF8.self))
@@ -63,12 +66,7 @@ final class TLSCoalescedWriteTests: TLSLoopFixture {
     @Test func closingInTheSamePassStillSendsTheWaitingWrites() throws {
         let serverText = OneShot<String>()
         let (stream, counting) = try connectedClient(serverText: serverText)
-        let (before, afterClose) = loop.runBlocking {
-            let before = counting.writeCalls
-            for message in messages { stream.write(message) }
-            stream.close()
-            return (before, counting.writeCalls)
-        }
+        let (before, afterClose) = writeMessagesInOnePass(stream, counting) { stream.close() }
         // The gathered record and close_notify, together.
         #expect(afterClose == before + 1)
         #expect(serverText.wait(seconds: 30) == String(decoding: messages.joined(), as: UTF8.self))
