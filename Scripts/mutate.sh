@@ -57,8 +57,8 @@ PY
     else
         timeout "$TEST_TIMEOUT" swift test --skip-build --no-parallel --filter "$filter" >"$log" 2>&1
         local status=$?
-        # Swift Testing: "✘ Test name() failed"; XCTest: "Test Case '-[Module.Class test]' failed".
-        tests=$(grep -oE "✘ Test [A-Za-z0-9_]+\(\)|Test Case '[^']+' failed" "$log" | sed -E "s/✘ Test //; s/Test Case '-\[[A-Za-z0-9_]+\.([^]]+)\]' failed/\1/" | sort -u | paste -sd, -)
+        # Swift Testing: "✘ Test name() failed" (or "name(label:)" for a parameterized test); XCTest: "Test Case '-[Module.Class test]' failed".
+        tests=$(grep -oE "✘ Test [A-Za-z0-9_]+\([A-Za-z0-9_:]*\)|Test Case '[^']+' failed" "$log" | sed -E "s/✘ Test //; s/Test Case '-\[[A-Za-z0-9_]+\.([^]]+)\]' failed/\1/" | sort -u | paste -sd, -)
         if [[ $status -eq 124 ]]; then
             verdict="MISSED (tests hung past ${TEST_TIMEOUT}s)"; missed=$((missed + 1))
         elif [[ $status -ne 0 && -n "$tests" ]]; then
