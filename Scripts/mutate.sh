@@ -124,31 +124,6 @@ mutation "unsent bytes not limited in the kernel" Sources/Reactor/Connection.swi
     '_ = bytes' \
     'aLimitedConnectionKeepsTheExcessInItsOwnQueue|bothEndsLimitWhatTheKernelHoldsUnsent|aLimitOnUnsentBytesReachesTheSocketUnderneath'
 
-mutation "large writes never cork" Sources/Reactor/Connection.swift \
-    'Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, 1)' \
-    '_ = fd' \
-    'aPartialSegmentWaitsForThePassEndOnlyWhenHeld'
-
-mutation "a corked socket is not uncorked at the pass end" Sources/Reactor/Connection.swift \
-    'Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, 0)  // sends the held partial segment' \
-    '_ = fd' \
-    'aPartialSegmentWaitsForThePassEndOnlyWhenHeld'
-
-mutation "piped streams do not hold partial segments" Sources/Tunnel/TunnelConnection.swift \
-    'stream.holdsPartialSegments = true' \
-    '_ = stream' \
-    'theWebSocketAndEveryPipedStreamHoldPartialSegments'
-
-mutation "the tunnel's WebSocket does not hold partial segments" Sources/Tunnel/WebSocketTransport.swift \
-    'socket.stream.holdsPartialSegments = true' \
-    '_ = socket' \
-    'theWebSocketAndEveryPipedStreamHoldPartialSegments'
-
-mutation "a proxied request's connection does not hold partial segments" Sources/RemoteDialer/ClientRoute.swift \
-    'exchange.stream?.holdsPartialSegments = true' \
-    '_ = exchange' \
-    'theRequestersConnectionHoldsPartialSegments'
-
 mutation "client backoff fixed at zero" Sources/RemoteDialer/RemoteDialerClient.swift \
     'let delay = min(backoff * Double.random(in: 0.8...1.2), options.maxBackoff)' \
     'let delay = Duration.zero' \

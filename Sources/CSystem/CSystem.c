@@ -4,8 +4,6 @@
 #include <sys/socket.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
-#include <linux/sockios.h>
 
 int csystem_accept4(int fd, struct sockaddr *addr, unsigned int *addrlen, int flags) {
     return accept4(fd, addr, (socklen_t *)addrlen, flags);
@@ -24,9 +22,4 @@ int csystem_gettid(void) {
 
 int csystem_set_mmap_threshold(int bytes) {
     return mallopt(M_MMAP_THRESHOLD, bytes);
-}
-
-int csystem_unsent_bytes(int fd) {
-    int count = 0;
-    return ioctl(fd, SIOCOUTQNSD, &count) == 0 ? count : -1;
 }

@@ -20,7 +20,7 @@ public final class HTTPServer: AcceptingMember {
     /// Their HTTP handlers, by socket, until the socket closes or is upgraded: an upgraded
     /// socket's new owner holds it, and keeping its spent handler cost every WebSocket session
     /// about 0.45 KiB.
-    private(set) var handlers: [ObjectIdentifier: HTTPServerConnection] = [:]
+    private var handlers: [ObjectIdentifier: HTTPServerConnection] = [:]
     /// False once `stopKeepingAlive()`: every connection closes after its response.
     public private(set) var keepsAlive = true
 

@@ -25,12 +25,6 @@ public protocol ByteStream: AnyObject {
     /// record. 0: every write goes out at once. A stream that cannot hold writes back keeps the
     /// default, which reads 0 and ignores what is set.
     var coalescedWriteLimit: Int { get set }
-    /// Large writes of one loop pass fill whole TCP segments: the kernel keeps a write's partial
-    /// last segment for the next write (TCP_CORK) and the pass's end sends what is left. For
-    /// streams written in runs of large writes: on loopback (MSS 65,483) each of a tunnel's
-    /// 64 KiB messages went out as one full segment and one of ~70 bytes. A stream with no
-    /// kernel socket of its own keeps the default, which reads false and ignores what is set.
-    var holdsPartialSegments: Bool { get set }
     func pauseReading()
     func resumeReading()
     /// Half-close once everything queued is written.
@@ -55,11 +49,6 @@ extension ByteStream {
 
     public var coalescedWriteLimit: Int {
         get { 0 }
-        set {}
-    }
-
-    public var holdsPartialSegments: Bool {
-        get { false }
         set {}
     }
 

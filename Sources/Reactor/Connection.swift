@@ -34,12 +34,6 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// Writes of at most this many bytes wait in the queue until the end of the loop pass (see
     /// `ByteStream.coalescedWriteLimit`). 0 (the default): every write is attempted at once.
     public var coalescedWriteLimit = 0
-    /// See `ByteStream.holdsPartialSegments`: a large write corks the socket until the pass ends.
-    public var holdsPartialSegments = false
-    /// Corked by a write of this pass: the pass's end uncorks.
-    private var corkedForPass = false
-    /// Writes smaller than this go out whole, never held (`holdsPartialSegments`).
-    static let segmentHoldingMinimum = 16 << 10
     public var isAwaitingSpareBufferSweep = false
 
     /// TCP_NOTSENT_LOWAT: the kernel takes writes only while fewer than `bytes` of them are unsent
@@ -51,13 +45,6 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
 
     /// The kernel's TCP_NOTSENT_LOWAT for this socket, as `limitUnsentBytes` left it.
     public var unsentBytesLimit: Int? { state == .closed ? nil : Syscall.option(fd, Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT).map(Int.init) }
-    /// Bytes written to the kernel that it has not sent yet (SIOCOUTQNSD): waiting for the peer's
-    /// window, or held as a partial segment (`holdsPartialSegments`).
-    public var kernelUnsentBytes: Int? {
-        guard state != .closed else { return nil }
-        let count = csystem_unsent_bytes(fd)
-        return count >= 0 ? Int(count) : nil
-    }
     /// A file being sent with sendfile(2) once the write queue is empty.
     private var fileSend: FileSend?
 
@@ -291,7 +278,6 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         }
         var written = 0
         if writeQueue.isEmpty && fileSend == nil && state == .open {
-            holdPartialSegments(writing: first.count + second.count)
             switch Syscall.send(fd, first, second) {
             case .success(let n): written = n; loop.socketBytesWritten += n
             case .failure(let error):
@@ -309,7 +295,6 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         guard state != .closed, !shutdownWriteRequested else { return false }
         var written = 0
         if writeQueue.isEmpty && state == .open {
-            holdPartialSegments(writing: pieces.reduce(0) { $0 + $1.count })
             let result = withUnsafeTemporaryAllocation(of: iovec.self, capacity: pieces.count) { vector in
                 for (index, piece) in pieces.enumerated() {
                     vector[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count)
@@ -329,25 +314,6 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
             guard enqueueUnwritten(piece, UnsafeRawBufferPointer(start: nil, count: 0), skipping: skip) else { return false }
         }
         return true
-    }
-
-    /// Corks the socket for the rest of the pass before a large write (`holdsPartialSegments`):
-    /// the kernel then sends only full segments until the pass's end uncorks it. TCP_CORK rather
-    /// than MSG_MORE: with MSG_MORE an ACK arriving between two writes sent the held segment
-    /// anyway (loopback client→server segments per GiB: 32k → 27k with MSG_MORE, 16.4k is one
-    /// per 64 KiB). Small writes, often a pass's only write (a response), are never held: the
-    /// cork's two system calls would buy nothing.
-    private func holdPartialSegments(writing count: Int) {
-        guard holdsPartialSegments && !corkedForPass && count >= Self.segmentHoldingMinimum else { return }
-        corkedForPass = true
-        Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, 1)
-        loop.runSoon { [weak self] in self?.uncork() }
-    }
-
-    private func uncork() {
-        corkedForPass = false
-        guard state == .open else { return }
-        Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_CORK, 0)  // sends the held partial segment
     }
 
     private func enqueueUnwritten(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer, skipping written: Int) -> Bool {

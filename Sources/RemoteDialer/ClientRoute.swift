@@ -112,8 +112,6 @@ public struct ClientRoute {
 
         let loop = exchange.loop
         let proxied = ProxiedRequest()
-        // A response body arrives as a run of 64 KiB tunnel payloads, each just past a loopback segment.
-        exchange.stream?.holdsPartialSegments = true
 
         // Sends the request on an idle pooled connection (`reusing`) or a new one.
         func send(reusing: Bool) {

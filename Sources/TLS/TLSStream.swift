@@ -92,11 +92,6 @@ public final class TLSStream: ByteStream, StreamHandler {
     public var isStarted: Bool { state != .idle }
     public var bufferedBytes: Int { inner.bufferedBytes + plaintext.capacity + early.capacity + record.count + sealed.count }
     public func limitUnsentBytes(_ bytes: Int) { inner.limitUnsentBytes(bytes) }
-    /// Records are what the inner stream is written with: its segments are what get filled.
-    public var holdsPartialSegments: Bool {
-        get { inner.holdsPartialSegments }
-        set { inner.holdsPartialSegments = newValue }
-    }
     /// False until the handshake is done (writes before it are held, bounded), then the inner stream's.
     public var isWritable: Bool { state == .open && !writeShutDown && inner.isWritable }
     public var negotiatedALPN: String? { engine.negotiatedALPN }

@@ -83,11 +83,6 @@ public final class TunnelConnection: ByteStream, SpareBufferHolder {
         loop.runSoon { [self] in if isOpen && !inbound.isEmpty { offerInbound() } }
     }
 
-    /// The stream `pipe(to:)` spliced in, if any.
-    var pipedStream: (any ByteStream)? {
-        if case .pipe(let stream) = consumer { stream } else { nil }
-    }
-
     /// Splices this connection with `stream` (not yet started) both ways, zero-copy inbound.
     /// Both end together; errors travel to the remote as Error messages.
     public func pipe(to stream: any ByteStream) {
@@ -95,8 +90,6 @@ public final class TunnelConnection: ByteStream, SpareBufferHolder {
         guard case .none = consumer else { preconditionFailure("TunnelConnection started twice") }
         guard isOpen else { return stream.close() }
         consumer = .pipe(stream)
-        // Data arrives in runs of 64 KiB payloads, each just past a loopback segment.
-        stream.holdsPartialSegments = true
         stream.start(handler: PipeEnd(connection: self))
         if !inbound.isEmpty {
             let written = inbound.withReadableRegions { stream.write($0, $1) }

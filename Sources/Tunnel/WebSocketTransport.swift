@@ -14,9 +14,6 @@ public final class WebSocketTransport: TunnelTransport, WebSocketHandler {
         // together (a proxied request's messages cost a send each otherwise).
         socket.stream.coalescedWriteLimit = Self.coalescedWriteLimit
         socket.stream.limitUnsentBytes(Self.unsentBytesLimit)
-        // A bulk transfer is a run of 64 KiB messages, a frame and message header each past a
-        // 64 KiB segment on loopback.
-        socket.stream.holdsPartialSegments = true
     }
 
     /// What the kernel may hold unsent on this socket; the rest waits in our write queue. Without

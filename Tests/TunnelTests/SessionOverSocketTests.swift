@@ -150,18 +150,6 @@ struct SessionOverSocketTests {
         }
     }
 
-    @Test func theWebSocketAndEveryPipedStreamHoldPartialSegments() throws {
-        let fixture = try TunnelFixture()
-        defer { fixture.shutdown() }
-        for (loop, session) in [(fixture.serverLoop, fixture.serverSession!), (fixture.clientLoop, fixture.clientSession!)] {
-            #expect(loop.runBlocking { (session.transport as? WebSocketTransport)?.socket.stream.holdsPartialSegments } == true)
-        }
-        let id = fixture.serverLoop.runBlocking { try! fixture.serverSession.dial(proto: "tcp", address: fixture.echoAddress).id }
-        // The client dials the echo server and pipes its Connection in.
-        #expect(waitUntil { fixture.clientLoop.runBlocking { fixture.clientSession.connections[id]?.pipedStream != nil } })
-        #expect(fixture.clientLoop.runBlocking { fixture.clientSession.connections[id]?.pipedStream?.holdsPartialSegments } == true)
-    }
-
     @Test func stalledReaderStopsTheSenderAfterPauseAndResumeDeliversTheRest() throws {
         let total = 64 << 20  // twice the default 32 MiB cap
         let options = TunnelOptions()

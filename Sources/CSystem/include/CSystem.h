@@ -21,10 +21,6 @@ long csystem_sendfile(int out_fd, int in_fd, long long *offset, unsigned long co
 /// The calling thread's kernel thread id (gettid), used for loop-confinement checks in logs.
 int csystem_gettid(void);
 
-/// Bytes written to a TCP socket that the kernel has not sent yet (ioctl SIOCOUTQNSD, whose
-/// <linux/sockios.h> the Glibc module leaves out); -1 on error.
-int csystem_unsent_bytes(int fd);
-
 /// mallopt(M_MMAP_THRESHOLD, bytes): <malloc.h> is not in the Glibc module.
 int csystem_set_mmap_threshold(int bytes);
 
