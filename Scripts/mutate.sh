@@ -124,6 +124,11 @@ mutation "unsent bytes not limited in the kernel" Sources/Reactor/Connection.swi
     '_ = bytes' \
     'aLimitedConnectionKeepsTheExcessInItsOwnQueue|bothEndsLimitWhatTheKernelHoldsUnsent|aLimitOnUnsentBytesReachesTheSocketUnderneath'
 
+mutation "bytes written behind a pending file overtake it" Sources/Reactor/Connection.swift \
+    'private var queuedBytesFreeToGo: Int { fileSend?.bytesAhead ?? writeQueue.queuedBytes }' \
+    'private var queuedBytesFreeToGo: Int { writeQueue.queuedBytes }' \
+    'SendFileTests'
+
 mutation "client backoff fixed at zero" Sources/RemoteDialer/RemoteDialerClient.swift \
     'let delay = min(backoff * Double.random(in: 0.8...1.2), options.maxBackoff)' \
     'let delay = Duration.zero' \

@@ -52,6 +52,9 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         let fd: Int32
         var offset: Int
         var remaining: Int
+        /// Queued bytes written before the file, still to go ahead of it; what is queued past
+        /// them was written after it and waits for it.
+        var bytesAhead: Int
         let completion: (Result<Void, SocketError>) -> Void
     }
     /// Runs once when the socket is closed (its fd released), whoever the handler is by then:
@@ -294,7 +297,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         loop.assertInLoop()
         guard state != .closed, !shutdownWriteRequested else { return false }
         var written = 0
-        if writeQueue.isEmpty && state == .open {
+        if writeQueue.isEmpty && fileSend == nil && state == .open {
             let result = withUnsafeTemporaryAllocation(of: iovec.self, capacity: pieces.count) { vector in
                 for (index, piece) in pieces.enumerated() {
                     vector[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count)
@@ -357,26 +360,34 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// pass to end, so send what the socket takes before the rest is dropped.
     private func sendCoalescedWritesBeforeClose() {
         guard coalescedFlushPending, state == .open else { return }
-        while !writeQueue.isEmpty, case .success(let written) = writeQueue.flush(to: fd), written > 0 {
+        while queuedBytesFreeToGo > 0, case .success(let written) = writeQueue.flush(to: fd, limit: queuedBytesFreeToGo), written > 0 {
             loop.socketBytesWritten += written
+            fileSend?.bytesAhead -= written
         }
     }
 
+    /// Queued bytes that may go now: all of them, or while a file is pending those written before it.
+    private var queuedBytesFreeToGo: Int { fileSend?.bytesAhead ?? writeQueue.queuedBytes }
+
     private func flushWriteQueue() {
         guard state == .open else { return }
-        while !writeQueue.isEmpty {
-            switch writeQueue.flush(to: fd) {
-            case .failure(let error):
-                return fail(error)
-            case .success(0):
-                notifyWritabilityChange()
-                return
-            case .success(let n):
-                loop.socketBytesWritten += n
+        repeat {
+            while queuedBytesFreeToGo > 0 {
+                switch writeQueue.flush(to: fd, limit: queuedBytesFreeToGo) {
+                case .failure(let error):
+                    return fail(error)
+                case .success(0):
+                    notifyWritabilityChange()
+                    return
+                case .success(let n):
+                    loop.socketBytesWritten += n
+                    fileSend?.bytesAhead -= n
+                }
             }
-        }
+            guard sendFilePortion() else { return }
+        } while state == .open && !writeQueue.isEmpty  // bytes written behind the file, now free to go
+        guard state == .open else { return }
         loop.releaseWhenIdle(self)
-        guard sendFilePortion() else { return }
         updateInterest()
         notifyWritabilityChange()
         // The writability callback may have queued more: finish only on a really empty queue.
@@ -387,19 +398,22 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
 
     /// Sends `count` bytes of the open file `fileFD` from `offset` with sendfile(2), after
     /// everything already written: the kernel copies from the page cache, we never touch the
-    /// bytes. Writes made before `completion` queue behind the file. `completion` runs on the
+    /// bytes. Writes made before `completion` queue behind the file (one queue, the file's place
+    /// in it marked by `FileSend.bytesAhead`). `completion` runs on the
     /// loop once all is sent, or with the error; the caller keeps and closes `fileFD`.
     public func sendFile(_ fileFD: Int32, offset: Int, count: Int, completion: @escaping (Result<Void, SocketError>) -> Void) {
         loop.assertInLoop()
         precondition(fileSend == nil, "one sendFile at a time")
         guard state == .open, !shutdownWriteRequested else { return loop.runSoon { completion(.failure(SocketError(.closed, operation: "sendfile"))) } }
-        fileSend = FileSend(fd: fileFD, offset: offset, remaining: count, completion: completion)
+        fileSend = FileSend(fd: fileFD, offset: offset, remaining: count, bytesAhead: writeQueue.queuedBytes, completion: completion)
         if writeQueue.isEmpty { flushWriteQueue() } else { updateInterest() }
     }
 
-    /// Moves file bytes while the socket takes them; true once no file is pending.
+    /// Moves file bytes while the socket takes them, once no queued byte is ahead of the file;
+    /// true once no file is pending.
     private func sendFilePortion() -> Bool {
         guard var file = fileSend else { return true }
+        guard file.bytesAhead == 0 else { return false }
         while file.remaining > 0 {
             var offset = Int64(file.offset)
             let sent = csystem_sendfile(fd, file.fd, &offset, UInt(min(file.remaining, 1 << 20)))
@@ -420,7 +434,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         }
         fileSend = nil
         file.completion(.success(()))
-        return writeQueue.isEmpty && fileSend == nil
+        return fileSend == nil
     }
 
     private func notifyWritabilityChange() {

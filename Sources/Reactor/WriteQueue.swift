@@ -25,9 +25,10 @@ struct WriteQueue: ~Copyable {
         ring.append(bytes)
     }
 
-    /// Writes as much as the socket takes; returns bytes written, 0 on EAGAIN, or the errno.
-    mutating func flush(to fd: Int32) -> Result<Int, SocketError> {
-        let result = ring.withReadableRegions { first, second in
+    /// Writes as much as the socket takes of the first `limit` queued bytes; returns bytes
+    /// written, 0 on EAGAIN, or the errno.
+    mutating func flush(to fd: Int32, limit: Int = .max) -> Result<Int, SocketError> {
+        let result = ring.withReadableRegions(from: 0, count: min(limit, ring.readableBytes)) { first, second in
             Syscall.send(fd, first, second)
         }
         if case .success(let written) = result { ring.consume(written) }
