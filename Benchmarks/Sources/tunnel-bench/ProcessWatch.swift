@@ -15,7 +15,7 @@ final class ChildProcess {
         process.arguments = Array(arguments.dropFirst())
         process.currentDirectoryURL = directory
         logURL = logDirectory.appendingPathComponent("\(name).log")
-        if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         let log = try FileHandle(forWritingTo: logURL)
         try log.seekToEnd()
         try log.write(contentsOf: Data("=== \(Date()) \(arguments.joined(separator: " "))\n".utf8))
@@ -80,7 +80,7 @@ func run(_ arguments: [String], timeout: TimeInterval = 900) throws -> (status: 
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    nonisolated(unsafe) let watched = process
+    let watched = process
     let watchdog = DispatchWorkItem { if watched.isRunning { watched.terminate() } }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
     defer { watchdog.cancel() }

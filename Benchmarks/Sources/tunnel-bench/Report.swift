@@ -23,6 +23,13 @@ struct ScenarioReport: Codable {
         return values.isEmpty ? nil : values[values.count / 2]
     }
 
+    /// The lowest and highest of the runs, so a reader sees how far the median can be trusted.
+    func spread(_ subject: String, _ key: String) -> String? {
+        let values = (runs[subject] ?? []).compactMap { $0[key] }
+        guard let low = values.min(), let high = values.max(), values.count > 1 else { return nil }
+        return "\(format(low))–\(format(high))"
+    }
+
     var medians: [String: Metrics] {
         var result: [String: Metrics] = [:]
         for subject in order {
@@ -33,15 +40,18 @@ struct ScenarioReport: Codable {
         return result
     }
 
-    /// The table: one row per subject, medians, the primary metric's ratio to the first row, and
-    /// one column per `extra` (label, subject → denominator of the primary metric).
+    /// The table: one row per subject, medians, the primary metric's range over the runs and its
+    /// ratio to the first row, and one column per `extra` (label, subject → denominator of the
+    /// primary metric).
     func table(spec: ScenarioSpec, extra: [(label: String, denominator: (String) -> Double?)] = []) -> String {
-        let header = [""] + spec.columns.map(\.header) + ["ratio"] + extra.map(\.label)
+        let primaryHeader = spec.columns.first { $0.key == spec.primary }?.header ?? spec.primary
+        let header = [""] + spec.columns.map(\.header) + ["\(primaryHeader) range"] + ["ratio"] + extra.map(\.label)
         var rows: [[String]] = []
         let first = order.first.flatMap { median($0, spec.primary) }
         for subject in order {
             var row = [subject]
             for column in spec.columns { row.append(median(subject, column.key).map(format) ?? "-") }
+            row.append(spread(subject, spec.primary) ?? "-")
             let value = median(subject, spec.primary)
             if let first, let value, first > 0 { row.append(format(value / first)) } else { row.append("-") }
             for column in extra {

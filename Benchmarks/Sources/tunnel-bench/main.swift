@@ -84,7 +84,10 @@ func progress(_ text: String) {
 // The shared target, and the expected checksum of its bulk payload.
 let source = try SourceServer(bulkBytes: settings.bulkBytes, partBytes: settings.partBytes)
 let payloadFile = scratch.appendingPathComponent("bulk.bin")
-FileManager.default.createFile(atPath: payloadFile.path, contents: Data(source.bulk))
+guard FileManager.default.createFile(atPath: payloadFile.path, contents: Data(source.bulk)) else {
+    print("tunnel-bench: cannot write \(payloadFile.path) (the payload's checksum is taken from it)")
+    exit(1)
+}
 let expectedSHA = String(try run(["sha256sum", payloadFile.path]).out.prefix(64))
 try FileManager.default.removeItem(at: payloadFile)
 
