@@ -3,6 +3,7 @@ import PackageDescription
 
 // Layers, each depending only on the ones above it:
 //   CSystem (C) → Reactor → TLS (over CTLS) / HTTP → WebSocket → Tunnel → RemoteDialer → executables
+//   Digest (over CDigest: SHA-1, base64, randomness) stands apart; WebSocket and TLS use it.
 
 let package = Package(
     name: "RemoteDialer",
@@ -31,15 +32,17 @@ let package = Package(
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "TestSupport"]),
         // OpenSSL is dlopen()ed on first use (Sources/CTLS/openssl_lazy.c), so TLS-less processes never load it.
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "TLS", dependencies: ["Reactor", "CTLS"]),
-        .testTarget(name: "TLSTests", dependencies: ["TestSupport", "TLS"]),
+        .target(name: "CDigest"),
+        .target(name: "Digest", dependencies: ["CDigest"]),
+        .target(name: "TLS", dependencies: ["Reactor", "CTLS", "Digest"]),
+        .testTarget(name: "TLSTests", dependencies: ["TestSupport", "TLS", "Digest"]),
         .target(name: "HTTP", dependencies: ["Reactor"]),
         .testTarget(name: "HTTPTests", dependencies: ["TestSupport", "HTTP"]),
-        .target(name: "WebSocket", dependencies: ["Reactor", "HTTP", "TLS"]),
+        .target(name: "WebSocket", dependencies: ["Reactor", "HTTP", "Digest"]),
         .testTarget(name: "WebSocketTests", dependencies: ["TestSupport", "WebSocket"], exclude: ["Peers"]),
         .target(name: "Tunnel", dependencies: ["Reactor", "WebSocket", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TunnelTests", dependencies: ["TestSupport", "Tunnel", "HTTP", "WebSocket"]),
-        .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", "TLS", .product(name: "Logging", package: "swift-log"),
+        .target(name: "RemoteDialer", dependencies: ["Tunnel", "HTTP", "WebSocket", "TLS", "Digest", .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "CoreMetrics", package: "swift-metrics")]),
         .target(name: "ProgramSupport", dependencies: ["CSystem", "HTTP",
                                                       .product(name: "Logging", package: "swift-log")]),
@@ -51,7 +54,7 @@ let package = Package(
         .executableTarget(name: "remotedialer-dummy", dependencies: [
             "HTTP", "ProgramSupport"]),
         .testTarget(name: "ProgramSupportTests", dependencies: ["ProgramSupport"]),
-        .testTarget(name: "RemoteDialerTests", dependencies: ["TestSupport", "RemoteDialer", "Tunnel", "TLS"]),
+        .testTarget(name: "RemoteDialerTests", dependencies: ["TestSupport", "RemoteDialer", "Tunnel", "TLS", "Digest"]),
     ],
     swiftLanguageModes: [.v6]
 )

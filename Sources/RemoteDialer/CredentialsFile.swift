@@ -1,3 +1,4 @@
+import Digest
 import TLS
 
 /// A credentials file as operators write it: one entry a line, `NAME SECRET [REST]`, `#`

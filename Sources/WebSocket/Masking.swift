@@ -1,4 +1,4 @@
-import TLS
+import Digest
 
 /// XORs payload bytes with the 4-byte masking key (RFC 6455 §5.3), 64 bytes per step as vectors,
 /// then 8, then single bytes for the tail. `offset` is the payload position of `bytes[0]`, so a payload

@@ -1,5 +1,5 @@
+import Digest
 import HTTP
-import TLS
 
 /// Why a server refused an upgrade request: the status and body to answer with.
 public struct WebSocketHandshakeRefusal: Error, Sendable, CustomStringConvertible {
