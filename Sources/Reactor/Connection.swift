@@ -10,7 +10,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
 
     public let loop: EventLoop
     public let options: ConnectionOptions
-    public private(set) var id: SocketID?
+    private(set) var id: SocketID?
     public let remoteAddress: SocketAddress?
     public let localAddress: SocketAddress?
     private var fd: Int32
@@ -146,7 +146,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         loop.setInterest(id, interest)
     }
 
-    public func handleIOEvent(_ events: UInt32) {
+    func handleIOEvent(_ events: UInt32) {
         if events & EPOLLOUT.rawValue != 0 { flushWriteQueue() }
         if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 && state == .open {
             if events & EPOLLERR.rawValue != 0 {
@@ -482,7 +482,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         teardown(error: error)
     }
 
-    public func closeForShutdown() {
+    func closeForShutdown() {
         sendCoalescedWritesBeforeClose()
         teardown(error: SocketError(.closed, operation: "shutdown"))
     }

@@ -2,7 +2,7 @@ import CSystem
 import Glibc
 
 /// Something registered with a loop's epoll set: a connection, a listener, a pending connect.
-public protocol IOEventHandler: AnyObject {
+protocol IOEventHandler: AnyObject {
     /// Called on the loop thread with the epoll event bits for this registration.
     func handleIOEvent(_ events: UInt32)
     /// The loop is shutting down: release the fd and tell whoever owns this (once).
@@ -12,7 +12,7 @@ public protocol IOEventHandler: AnyObject {
 /// The identity of one registration: a slot in the loop's socket table plus the slot's generation
 /// at registration time. Both travel in epoll's user data, so an event (or a handle) that outlives
 /// its registration is recognised as stale even when the kernel has reused the fd number.
-public struct SocketID: Hashable, Sendable, CustomStringConvertible {
+struct SocketID: Hashable, Sendable, CustomStringConvertible {
     let slot: UInt32
     let generation: UInt32
 
@@ -20,15 +20,15 @@ public struct SocketID: Hashable, Sendable, CustomStringConvertible {
     init(slot: UInt32, generation: UInt32) { self.slot = slot; self.generation = generation }
     init(epollData: UInt64) { self.init(slot: UInt32(truncatingIfNeeded: epollData), generation: UInt32(epollData >> 32)) }
 
-    public var description: String { "\(slot).\(generation)" }
+    var description: String { "\(slot).\(generation)" }
 }
 
 /// Epoll interest bits, as the reactor uses them.
-public struct Interest: OptionSet, Sendable {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let read = Interest(rawValue: EPOLLIN.rawValue)
-    public static let write = Interest(rawValue: EPOLLOUT.rawValue)
+struct Interest: OptionSet, Sendable {
+    let rawValue: UInt32
+    init(rawValue: UInt32) { self.rawValue = rawValue }
+    static let read = Interest(rawValue: EPOLLIN.rawValue)
+    static let write = Interest(rawValue: EPOLLOUT.rawValue)
 }
 
 /// One event loop: one thread, one epoll set, and every piece of state reachable from it —
@@ -182,7 +182,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
     // MARK: Socket table
 
     /// Adds `fd` to the epoll set with `interest`, dispatching its events to `handler`.
-    public func register(fd: Int32, interest: Interest, handler: IOEventHandler) throws(SocketError) -> SocketID {
+    func register(fd: Int32, interest: Interest, handler: IOEventHandler) throws(SocketError) -> SocketID {
         assertInLoop()
         let slot: UInt32
         if let reused = freeSlots.popLast() {
@@ -209,7 +209,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
 
     /// Changes a registration's interest; a no-op for a stale id or unchanged bits. An empty
     /// interest takes the fd out of the epoll set until interest returns.
-    public func setInterest(_ id: SocketID, _ interest: Interest) {
+    func setInterest(_ id: SocketID, _ interest: Interest) {
         assertInLoop()
         guard isLive(id), slots[Int(id.slot)].interest != interest.rawValue else { return }
         let fd = slots[Int(id.slot)].fd
@@ -223,7 +223,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
 
     /// Removes a registration (before its fd is closed). The slot's generation moves on, so any
     /// event or handle still carrying the old id is ignored.
-    public func deregister(_ id: SocketID) {
+    func deregister(_ id: SocketID) {
         assertInLoop()
         guard isLive(id) else { return }
         if slots[Int(id.slot)].inEpoll {
@@ -234,7 +234,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
         freeSlots.append(id.slot)
     }
 
-    public func isLive(_ id: SocketID) -> Bool {
+    func isLive(_ id: SocketID) -> Bool {
         Int(id.slot) < slots.count && slots[Int(id.slot)].generation == id.generation && slots[Int(id.slot)].handler != nil
     }
 

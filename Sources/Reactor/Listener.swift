@@ -59,7 +59,7 @@ public final class Listener: IOEventHandler {
 
     public var isOpen: Bool { fd >= 0 }
 
-    public func handleIOEvent(_ events: UInt32) {
+    func handleIOEvent(_ events: UInt32) {
         for _ in 0..<options.acceptsPerEvent {
             guard fd >= 0, !isAcceptingPaused else { return }
             let accepted = csystem_accept4(fd, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
@@ -118,7 +118,7 @@ public final class Listener: IOEventHandler {
         fd = -1
     }
 
-    public func closeForShutdown() { close() }
+    func closeForShutdown() { close() }
 }
 
 extension EventLoop {

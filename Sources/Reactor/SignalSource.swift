@@ -37,7 +37,7 @@ public final class SignalSource: IOEventHandler {
         }
     }
 
-    public func handleIOEvent(_ events: UInt32) {
+    func handleIOEvent(_ events: UInt32) {
         var info = signalfd_siginfo()
         while fd >= 0 && Glibc.read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
             handler(Int32(info.ssi_signo))
@@ -51,7 +51,7 @@ public final class SignalSource: IOEventHandler {
         fd = -1
     }
 
-    public func closeForShutdown() { close() }
+    func closeForShutdown() { close() }
 }
 
 extension EventLoop {
