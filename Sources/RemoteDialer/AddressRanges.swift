@@ -15,13 +15,13 @@ public struct AddressRanges: Sendable, CustomStringConvertible {
 
     public static let loopback = try! AddressRanges("127.0.0.1/32,::1/128")
 
-    public init(_ text: String) throws(DialError) {
+    public init(_ text: String) throws(ConfigurationError) {
         var ranges: [Range] = []
         for item in text.split(separator: ",").map({ String($0).trimmingSpaces() }) where !item.isEmpty {
             let parts = item.split(separator: "/", maxSplits: 1)
-            guard let bytes = Self.bytes(of: String(parts[0])) else { throw DialError("bad address range \(item): want ADDRESS/BITS") }
+            guard let bytes = Self.bytes(of: String(parts[0])) else { throw ConfigurationError("bad address range \(item): want ADDRESS/BITS") }
             let bits = parts.count == 2 ? Int(parts[1]) : bytes.count * 8
-            guard let bits, bits >= 0, bits <= bytes.count * 8 else { throw DialError("bad prefix length in \(item)") }
+            guard let bits, bits >= 0, bits <= bytes.count * 8 else { throw ConfigurationError("bad prefix length in \(item)") }
             ranges.append(Range(bytes: bytes, prefixLength: bits))
         }
         self.ranges = ranges

@@ -4,10 +4,10 @@ import Tunnel
 public struct AllowList: Sendable {
     public let patterns: [String]
 
-    public init(_ text: String) throws(DialError) {
+    public init(_ text: String) throws(ConfigurationError) {
         patterns = text.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
         for pattern in patterns where !pattern.contains("/") {
-            throw DialError("bad -allow pattern \(pattern): want proto/address")
+            throw ConfigurationError("bad -allow pattern \(pattern): want proto/address")
         }
     }
 

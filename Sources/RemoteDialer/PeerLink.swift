@@ -97,7 +97,7 @@ final class PeerLink {
         { [weak self] target, loop, completion in
             guard let self, let server = self.server else { return loop.runSoon { completion(.failure(TunnelError.sessionClosed)) } }
             guard let (clientKey, proto) = target.peerRoute else {
-                return loop.runSoon { completion(.failure(DialError("peer connect without a client key: \(target)"))) }
+                return loop.runSoon { completion(.failure(DialError(.badTarget, "peer connect without a client key: \(target)"))) }
             }
             do {
                 let connection = try server.sessions.dialLocal(clientKey: clientKey, proto: proto, address: target.address)

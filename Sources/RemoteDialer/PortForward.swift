@@ -53,7 +53,7 @@ public final class PortForward {
     }
 
     private func accept(_ connection: Connection, limit: ConnectionLimit?) {
-        guard server.canReach(clientKey: spec.clientKey) else { return refuse(connection, DialError("client \(spec.clientKey) is not connected")) }
+        guard server.canReach(clientKey: spec.clientKey) else { return refuse(connection, DialError(.noSession, "client \(spec.clientKey) is not connected")) }
         // On the loop of the client's session (the socket moves there first).
         let logger = logger, spec = spec
         server.dial(clientKey: spec.clientKey, address: spec.target.description, moving: connection) { result, connection in

@@ -414,7 +414,7 @@ public final class RemoteDialerServer {
     /// same token.
     /// On a group every loop links to the peer and announces its own sessions over its link, so
     /// the peer sends each forwarded Connect to the loop that holds the client's session.
-    public func addPeer(id: String, token: String, url: String) throws(DialError) {
+    public func addPeer(id: String, token: String, url: String) throws(ConfigurationError) {
         loop.assertInLoop()
         let parsed = try WebSocketURL(url)
         everywhere { $0.addPeerHere(id: id, token: token, url: parsed) }

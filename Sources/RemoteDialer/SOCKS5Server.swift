@@ -143,7 +143,8 @@ final class SOCKS5Dial: StreamHandler {
         requester.pauseReading()  // what follows the request is for the target, relayed later
         let connection: TunnelConnection
         do { connection = try server.dial(clientKey: clientKey, address: target.description) } catch {
-            return refuse(requester, SOCKS5Handshake.reply(.generalFailure))
+            // The session left since `canReach` was asked: as unreachable as if it never was.
+            return refuse(requester, SOCKS5Handshake.reply(error.kind == .noSession ? .hostUnreachable : .generalFailure))
         }
         dial.pending = connection
         DialOutcomeWatch(connection, wait: wait) { [weak dial, weak requester] outcome in

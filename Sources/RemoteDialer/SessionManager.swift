@@ -49,18 +49,18 @@ public final class SessionManager {
         if let sessions = clients[clientKey], !sessions.isEmpty {
             let index = (nextIndex[clientKey] ?? 0) % sessions.count
             nextIndex[clientKey] = index + 1
-            do { return try sessions[index].dial(proto: proto, address: address) } catch { throw DialError("\(error)") }
+            do { return try sessions[index].dial(proto: proto, address: address) } catch { throw DialError(.session(error), "\(error)") }
         }
         for session in peers.values.joined() where session.canReach(clientKey: clientKey) {
-            do { return try session.dial(proto: "\(clientKey)::\(proto)", address: address) } catch { throw DialError("\(error)") }
+            do { return try session.dial(proto: "\(clientKey)::\(proto)", address: address) } catch { throw DialError(.session(error), "\(error)") }
         }
-        throw DialError("failed to find Session for client \(clientKey)")
+        throw DialError(.noSession, "failed to find Session for client \(clientKey)")
     }
 
     /// Dials through this server's own client sessions only (what a peer's forwarded Connect uses,
     /// so two peers never bounce a Connect between them).
     func dialLocal(clientKey: String, proto: String, address: String) throws(DialError) -> TunnelConnection {
-        guard hasSession(clientKey: clientKey) else { throw DialError("failed to find Session for client \(clientKey)") }
+        guard hasSession(clientKey: clientKey) else { throw DialError(.noSession, "failed to find Session for client \(clientKey)") }
         return try dial(clientKey: clientKey, proto: proto, address: address)
     }
 }

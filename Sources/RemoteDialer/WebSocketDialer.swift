@@ -15,7 +15,7 @@ public enum WebSocketDialer {
         loop.connect(host: url.host, port: url.port, options: connectOptions) { result in
             switch result {
             case .failure(let error):
-                completion(.failure(DialError("dial tcp \(url.hostHeader): \(error)")))
+                completion(.failure(DialError(.connect(error), "dial tcp \(url.hostHeader): \(error)")))
             case .success(let connection):
                 var stream: any ByteStream = connection
                 if url.secure {

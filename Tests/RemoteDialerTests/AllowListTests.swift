@@ -13,7 +13,7 @@ struct AllowListTests {
     }
 
     @Test func patternWithoutProtoIsRejected() {
-        #expect(throws: DialError.self) { try AllowList("127.0.0.1:*") }
+        #expect(throws: ConfigurationError.self) { try AllowList("127.0.0.1:*") }
     }
 
     @Test func webSocketURLsParse() throws {
@@ -21,6 +21,6 @@ struct AllowListTests {
         #expect(url.host == "localhost" && url.port == 8123 && url.path == "/connect" && !url.secure)
         let v6 = try WebSocketURL("wss://[::1]/x?y=1")
         #expect(v6.host == "::1" && v6.port == 443 && v6.path == "/x?y=1" && v6.hostHeader == "[::1]")
-        #expect(throws: DialError.self) { try WebSocketURL("http://x") }
+        #expect(throws: ConfigurationError.self) { try WebSocketURL("http://x") }
     }
 }

@@ -62,8 +62,8 @@ struct CredentialsTests {
         #expect(ranges.contains(address("[fd12::1]:80")))
         #expect(ranges.contains(address("[::ffff:127.0.0.1]:80")), "v4-mapped peers match IPv4 ranges")
         #expect(!ranges.contains(nil))
-        #expect(throws: DialError.self) { try AddressRanges("300.1.1.1/8") }
-        #expect(throws: DialError.self) { try AddressRanges("10.0.0.0/33") }
+        #expect(throws: ConfigurationError.self) { try AddressRanges("300.1.1.1/8") }
+        #expect(throws: ConfigurationError.self) { try AddressRanges("10.0.0.0/33") }
     }
 
     @Test func proxyUsersNeedATokenAndAScope() throws {
