@@ -99,6 +99,11 @@ mutation "peer Close ignored while closing" Sources/WebSocket/WebSocketConnectio
             if state == .closing { return false }' \
     'WebSocketConnectionTests'
 
+mutation "Resume without hysteresis" Sources/Tunnel/FlowControl.swift \
+    'if isSent && !consumerFull && buffered < resumeThreshold {' \
+    'if isSent && !consumerFull && buffered <= pauseThreshold {' \
+    'InboundPauseTests'
+
 mutation "Resume never sent" Sources/Tunnel/FlowControl.swift \
     'session.sendControl(.resume, connID: id)' \
     '_ = id' \

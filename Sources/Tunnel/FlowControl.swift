@@ -23,13 +23,15 @@ extension TunnelConnection {
         case .none: break
         }
         let options = session.options
-        if !sentPause && (targetFull || buffered > options.pauseThreshold) {
-            sentPause = true
+        switch inboundPause.update(buffered: buffered, consumerFull: targetFull,
+                                   pauseThreshold: options.pauseThreshold, resumeThreshold: options.resumeThreshold) {
+        case .pause?:
             statistics.pausesSent += 1
             session.sendControl(.pause, connID: id)
-        } else if sentPause && !targetFull && buffered < options.resumeThreshold {
-            sentPause = false
+        case .resume?:
             session.sendControl(.resume, connID: id)
+        case nil:
+            break
         }
     }
 
@@ -74,5 +76,28 @@ extension TunnelConnection {
         }
         pendingOutbound.discardAll()
         if closeAfterFlushRequested { finish(error: nil, notifyRemote: true) }
+    }
+}
+
+/// Whether the remote was told to stop sending on a connection, and when to tell it to start
+/// again: a pure state, no loop or session, so its thresholds are tested directly.
+struct InboundPause: Equatable {
+    enum Signal: Equatable { case pause, resume }
+
+    /// Pause went out and Resume has not yet.
+    private(set) var isSent = false
+
+    /// The signal to send now, if any: Pause once the consumer is full or more than
+    /// `pauseThreshold` bytes wait; Resume once it is not and fewer than `resumeThreshold` do.
+    mutating func update(buffered: Int, consumerFull: Bool, pauseThreshold: Int, resumeThreshold: Int) -> Signal? {
+        if !isSent && (consumerFull || buffered > pauseThreshold) {
+            isSent = true
+            return .pause
+        }
+        if isSent && !consumerFull && buffered < resumeThreshold {
+            isSent = false
+            return .resume
+        }
+        return nil
     }
 }

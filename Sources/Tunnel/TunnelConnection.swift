@@ -29,8 +29,8 @@ public final class TunnelConnection: ByteStream, SpareBufferHolder {
     var readingPaused = false
     var inboundEOF = false
     var closeAfterFlushRequested = false
-    /// We told the remote Pause and have not yet told it Resume.
-    var sentPause = false
+    /// Whether we told the remote Pause (and not yet Resume).
+    var inboundPause = InboundPause()
     /// The remote told us Pause and has not yet told us Resume.
     var remotePaused = false
     /// Last writability reported to the handler.
