@@ -399,8 +399,8 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// Sends `count` bytes of the open file `fileFD` from `offset` with sendfile(2), after
     /// everything already written: the kernel copies from the page cache, we never touch the
     /// bytes. Writes made before `completion` queue behind the file (one queue, the file's place
-    /// in it marked by `FileSend.bytesAhead`). `completion` runs on the
-    /// loop once all is sent, or with the error; the caller keeps and closes `fileFD`.
+    /// in it marked by `FileSend.bytesAhead`). `completion` runs on the loop once all is sent,
+    /// or with the error; the caller keeps and closes `fileFD`.
     public func sendFile(_ fileFD: Int32, offset: Int, count: Int, completion: @escaping (Result<Void, SocketError>) -> Void) {
         loop.assertInLoop()
         precondition(fileSend == nil, "one sendFile at a time")
