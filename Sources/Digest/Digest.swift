@@ -26,8 +26,9 @@ public enum Digest {
         bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
-    /// `function(bytes, count, digest)` over `bytes` into a `length`-byte digest.
-    public static func hash(_ bytes: some Collection<UInt8>, length: Int,
+    /// `function(bytes, count, digest)` over `bytes` into a `length`-byte digest (for this
+    /// package's other hashes, e.g. TLS's `sha256`).
+    package static func hash(_ bytes: some Collection<UInt8>, length: Int,
                              _ function: (UnsafeRawPointer?, Int, UnsafeMutablePointer<UInt8>?) -> Void) -> [UInt8] {
         let input = Array(bytes)
         return [UInt8](unsafeUninitializedCapacity: length) { digest, count in
