@@ -360,28 +360,34 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// pass to end, so send what the socket takes before the rest is dropped.
     private func sendCoalescedWritesBeforeClose() {
         guard coalescedFlushPending, state == .open else { return }
-        while queuedBytesFreeToGo > 0, case .success(let written) = writeQueue.flush(to: fd, limit: queuedBytesFreeToGo), written > 0 {
-            loop.socketBytesWritten += written
-            fileSend?.bytesAhead -= written
-        }
+        while queuedBytesFreeToGo > 0, case .success(let written) = flushFreeBytes(), written > 0 {}
     }
 
     /// Queued bytes that may go now: all of them, or while a file is pending those written before it.
     private var queuedBytesFreeToGo: Int { fileSend?.bytesAhead ?? writeQueue.queuedBytes }
 
+    /// Sends what the socket takes of the bytes free to go now, and counts them.
+    private func flushFreeBytes() -> Result<Int, SocketError> {
+        let result = writeQueue.flush(to: fd, limit: queuedBytesFreeToGo)
+        if case .success(let written) = result {
+            loop.socketBytesWritten += written
+            fileSend?.bytesAhead -= written
+        }
+        return result
+    }
+
     private func flushWriteQueue() {
         guard state == .open else { return }
         repeat {
             while queuedBytesFreeToGo > 0 {
-                switch writeQueue.flush(to: fd, limit: queuedBytesFreeToGo) {
+                switch flushFreeBytes() {
                 case .failure(let error):
                     return fail(error)
                 case .success(0):
                     notifyWritabilityChange()
                     return
-                case .success(let n):
-                    loop.socketBytesWritten += n
-                    fileSend?.bytesAhead -= n
+                case .success:
+                    continue
                 }
             }
             guard sendFilePortion() else { return }

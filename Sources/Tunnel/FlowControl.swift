@@ -81,7 +81,7 @@ extension TunnelConnection {
 
 /// Whether the remote was told to stop sending on a connection, and when to tell it to start
 /// again: a pure state, no loop or session, so its thresholds are tested directly.
-struct InboundPause: Equatable {
+struct InboundPause {
     enum Signal: Equatable { case pause, resume }
 
     /// Pause went out and Resume has not yet.
