@@ -27,6 +27,6 @@ bash Scripts/chaos.sh 3
 bash Scripts/fuzz.sh 20
 # The WAN (Scripts/wan.sh): network namespaces, a 50 Mbit/s link with 1% loss, a 90 s outage (about 2.5 min; skipped, with the reason, without root).
 bash Scripts/wan.sh
-# Soak (Scripts/soak.sh): two minutes of mixed load on two peered servers and a client; RSS (median
-# of each minute) and fds must come back (about 2.5 min).
+# Soak (Scripts/soak.sh): two minutes of mixed load on two peered servers and a client; idle RSS
+# (loads held after each minute) and fds must come back (about 2.5 min).
 bash Scripts/soak.sh 2
