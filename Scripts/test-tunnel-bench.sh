@@ -2,7 +2,7 @@
 # Checks the tunnel harness itself at tiny sizes (no timings are asserted): our programs as two
 # implementations, the second with a client that exits at once on its first run (as Go's demo
 # client does when its first connect is refused) and extra server flags; then the JSON has a
-# row per implementation in every scenario, the late client was restarted, the chart has its
+# row per implementation in every scenario (and the socat chain's in baseline and conns), the late client was restarted, the chart has its
 # units, and no program the harness started is left running.
 # usage: Scripts/test-tunnel-bench.sh   (builds what Scripts/tunnel-bench.sh builds; about a minute once built)
 set -euo pipefail
@@ -36,7 +36,7 @@ late = next(i for i in results["implementations"] if i["name"] == "late")
 assert late["serverArguments"] == ["-log-format", "json"] and late["takesTLSFlags"], late
 for report in results["scenarios"]:
     subjects = sorted(report["runs"])
-    expected = ["2-relay reactor", "2-relay socat", "direct"] if report["scenario"] == "baseline" else ["late", "ours"]
+    expected = {"baseline": ["2-relay reactor", "2-relay socat", "direct"], "conns": ["2-relay socat", "late", "ours"]}.get(report["scenario"], ["late", "ours"])
     assert subjects == expected, (report["scenario"], subjects)
     for subject, runs in report["runs"].items():
         assert len(runs) == 1 and runs[0][report["primary"]] > 0, (report["scenario"], subject, runs)

@@ -163,7 +163,9 @@ protocol TwoRelayChain {
     func stop()
 }
 
-/// Two `socat -b 262144` processes in a chain.
+/// Two `socat -b 262144` processes in a chain; each forks a child per connection, and listens
+/// with a backlog that holds the concurrent downloads (socat's default of 5 dropped SYNs: with
+/// 100 at once, downloads stalled for a minute and some were reset).
 final class SocatChain: TwoRelayChain {
     let relays: [ChildProcess]
     let port: UInt16
@@ -175,7 +177,7 @@ final class SocatChain: TwoRelayChain {
             for hop in 1...2 {
                 let port = freePort()
                 let relay = try ChildProcess(name: "socat-relay-\(hop)", arguments: [
-                    "/usr/bin/env", "socat", "-b", "262144", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork", "TCP:127.0.0.1:\(next)",
+                    "/usr/bin/env", "socat", "-b", "262144", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,backlog=1024", "TCP:127.0.0.1:\(next)",
                 ], directory: workDirectory, logDirectory: workDirectory)
                 relays.append(relay)
                 guard waitUntilAccepting(port: port, while: relay) else {

@@ -182,15 +182,32 @@ for round in 1...repeats {
             }
         }
     }
+    if scenarios.contains("conns") {
+        // The ceiling for the concurrent downloads: the same downloads through two plain relays.
+        progress("[round \(round)/\(repeats)] conns: \(socatSubject)")
+        do {
+            let chain = try SocatChain(targetPort: source.port, workDirectory: scratch)
+            defer { chain.stop() }
+            reports["conns"]!.add(socatSubject, try concurrentDownloads("http://127.0.0.1:\(chain.port)/part", settings: settings, server: nil))
+        } catch {
+            failures.append("conns \(socatSubject): \(error)")
+        }
+    }
 }
 progress("")
 source.stop()
 
-let socatCeiling: (label: String, denominator: (String) -> Double?) = ("of socat chain", { _ in reports["baseline"]?.median(socatSubject, "mb_per_s") })
+/// The "of socat chain" column: a throughput over the socat chain's in `scenario` (one download
+/// in `baseline`, the concurrent ones in `conns`).
+@MainActor func socatCeiling(_ scenario: String) -> (label: String, denominator: (String) -> Double?) {
+    let ceiling = reports[scenario]?.median(socatSubject, "mb_per_s")
+    return ("of socat chain", { _ in ceiling })
+}
 let extras: [String: [(label: String, denominator: (String) -> Double?)]] = [
-    "baseline": [socatCeiling],
-    "bulk": [socatCeiling],
-    "wss": [socatCeiling, ("of ws bulk", { reports["bulk"]?.median($0, "mb_per_s") })],
+    "baseline": [socatCeiling("baseline")],
+    "bulk": [socatCeiling("baseline")],
+    "wss": [socatCeiling("baseline"), ("of ws bulk", { reports["bulk"]?.median($0, "mb_per_s") })],
+    "conns": [socatCeiling("conns")],
 ]
 for name in scenarios {
     print("\n== \(name) (median of \(repeats); ratio = to the first row)")
