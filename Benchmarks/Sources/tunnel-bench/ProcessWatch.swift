@@ -28,13 +28,31 @@ final class ChildProcess {
     var isRunning: Bool { process.isRunning }
 
     /// utime + stime in seconds, from /proc/PID/stat.
-    var cpuSeconds: Double {
+    var cpuSeconds: Double { statSeconds(fields: 14, 15) }
+
+    /// cutime + cstime in seconds: the CPU of the children it has waited for (a forking relay
+    /// does its work in children).
+    var reapedChildrenCPUSeconds: Double { statSeconds(fields: 16, 17) }
+
+    /// The sum of /proc/PID/stat's clock-tick `fields` (1-based, as proc(5) numbers them).
+    private func statSeconds(fields numbers: Int...) -> Double {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return 0 }
+        // What follows the command starts at field 3 (state).
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3, utime 14, stime 15 (1-based) → indices 11 and 12.
-        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+        let ticks = numbers.reduce(0.0) { $0 + (Double(fields[$1 - 3]) ?? 0) }
         return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Waits up to `seconds` for every child it forked to end and be waited for.
+    func waitForNoChildren(seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            if children.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return true }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return false
     }
 
     /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).

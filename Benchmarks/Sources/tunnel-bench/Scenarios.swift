@@ -41,8 +41,11 @@ let connsSpec = ScenarioSpec(name: "conns", columns: [
     Column(key: "mb_per_s", label: "aggregate", unit: "MB/s"), Column(key: "min_conn_mb_per_s", label: "min/conn", unit: "MB/s"),
     Column(key: "max_conn_mb_per_s", label: "max/conn", unit: "MB/s"), Column(key: "server_kib_per_conn", label: "srv RSS/conn", unit: "KiB"),
 ], primary: "mb_per_s", charted: ["mb_per_s"])
-let baselineSpec = ScenarioSpec(name: "baseline", columns: [Column(key: "mb_per_s", label: "throughput", unit: "MB/s")],
-                                primary: "mb_per_s", charted: ["mb_per_s"])
+let baselineSpec = ScenarioSpec(name: "baseline", columns: [
+    Column(key: "mb_per_s", label: "throughput", unit: "MB/s"),
+    // Relay 1 reads from the source, where a tunnel's client sits; relay 2 writes to curl, where its server sits.
+    Column(key: "relay1_cpu_per_gib", label: "relay 1 CPU", unit: "s/GiB"), Column(key: "relay2_cpu_per_gib", label: "relay 2 CPU", unit: "s/GiB"),
+], primary: "mb_per_s", charted: ["mb_per_s", "relay1_cpu_per_gib", "relay2_cpu_per_gib"])
 
 struct Settings: Codable {
     var bulkBytes = 1 << 30
@@ -160,6 +163,8 @@ func concurrentDownloads(_ url: String, settings: Settings, server: ChildProcess
 /// ceiling a tunnel's throughput is compared with.
 protocol TwoRelayChain {
     var port: UInt16 { get }
+    /// CPU seconds each relay has spent, nearest the source first; nil where it cannot be told apart.
+    func relayCPUSeconds() -> [Double]?
     func stop()
 }
 
@@ -193,6 +198,12 @@ final class SocatChain: TwoRelayChain {
         port = next
     }
 
+    /// Each relay's reaped children: the connection's child has to have ended, so this waits for it.
+    func relayCPUSeconds() -> [Double]? {
+        for relay in relays where !relay.waitForNoChildren(seconds: 5) { return nil }
+        return relays.map(\.reapedChildrenCPUSeconds)
+    }
+
     func stop() {
         for relay in relays.reversed() { relay.stop() }
     }
@@ -222,6 +233,9 @@ final class ReactorChain: TwoRelayChain {
         self.listeners = listeners
         port = next.port
     }
+
+    /// Both relays run in the harness's own process.
+    func relayCPUSeconds() -> [Double]? { nil }
 
     func stop() {
         for listener in listeners { listener.close() }

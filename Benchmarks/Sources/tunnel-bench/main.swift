@@ -116,9 +116,16 @@ var verified: Set<String> = []
     defer { chain?.stop() }
     let url = "http://127.0.0.1:\(chain?.port ?? source.port)/bulk"
     try verifyOnce(subject, url)
+    let cpuBefore = chain?.relayCPUSeconds()
     let (seconds, bytes) = try timedDownload(url)
     guard bytes == settings.bulkBytes else { throw HarnessError.transfer(subject, "\(bytes) of \(settings.bulkBytes) bytes") }
-    reports["baseline"]!.add(subject, ["mb_per_s": Double(bytes) / 1e6 / seconds])
+    var metrics = ["mb_per_s": Double(bytes) / 1e6 / seconds]
+    if let cpuBefore, let cpuAfter = chain?.relayCPUSeconds() {
+        let gib = Double(bytes) / Double(1 << 30)
+        metrics["relay1_cpu_per_gib"] = (cpuAfter[0] - cpuBefore[0]) / gib
+        metrics["relay2_cpu_per_gib"] = (cpuAfter[1] - cpuBefore[1]) / gib
+    }
+    reports["baseline"]!.add(subject, metrics)
 }
 
 let socatSubject = "2-relay socat"
