@@ -92,7 +92,8 @@ extension EventLoop {
                         _ completion: @escaping (Result<Connection, SocketError>) -> Void) {
         assertInLoop()
         let completionBox = LoopBound(completion, loop: self)
-        Resolver.resolve(host: host, port: port, on: self) { [unowned self] result in
+        Resolver.resolve(host: host, port: port, on: self) { [weak self] result in
+            guard let self else { return }  // the loop is gone, and with it whoever waited
             let completion = completionBox.value
             switch result {
             case .failure(let error): completion(.failure(error))
@@ -103,8 +104,8 @@ extension EventLoop {
 
     private func connect(trying addresses: ArraySlice<SocketAddress>, options: ConnectOptions,
                          _ completion: @escaping (Result<Connection, SocketError>) -> Void) {
-        connect(to: addresses.first!, options: options) { [unowned self] result in
-            if case .failure = result, addresses.count > 1 {
+        connect(to: addresses.first!, options: options) { [weak self] result in
+            if case .failure = result, addresses.count > 1, let self {
                 self.connect(trying: addresses.dropFirst(), options: options, completion)
             } else {
                 completion(result)

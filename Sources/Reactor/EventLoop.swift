@@ -139,7 +139,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
 
     /// Runs `task` on the loop thread after `delay`, from any thread.
     public func schedule(after delay: Duration, _ task: @escaping @Sendable () -> Void) {
-        execute { [unowned self] in self.scheduleTimer(after: delay, task) }
+        execute { [weak self] in self?.scheduleTimer(after: delay, task) }
     }
 
     // MARK: Loop-local scheduling
@@ -269,7 +269,7 @@ public final class EventLoop: @unchecked Sendable {  // loop-confined state is c
 
     /// Asks the loop to stop after its current iteration; callable from any thread.
     public func stop() {
-        execute { [unowned self] in self.stopRequested = true }
+        execute { [weak self] in self?.stopRequested = true }
     }
 
     private func runUntilStopped() {

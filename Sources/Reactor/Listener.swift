@@ -126,7 +126,8 @@ extension EventLoop {
     /// `onAccept`, which starts it (`connection.start(handler:)`), possibly later.
     public func listen(on address: SocketAddress, options: ListenOptions = ListenOptions(),
                        onAccept: @escaping (Connection) -> Void) throws(SocketError) -> Listener {
-        try Listener(loop: self, address: address, options: options) { [unowned self] fd in
+        try Listener(loop: self, address: address, options: options) { [weak self] fd in
+            guard let self else { Glibc.close(fd); return }  // no loop to own the socket
             onAccept(Connection(loop: self, fd: fd, options: options.connection))
         }
     }
