@@ -94,8 +94,8 @@ mutation "server never sends 100 Continue" Sources/HTTP/HTTPServerConnection.swi
     'HTTPServerCurlTests|HTTPServerConnectionTests'
 
 mutation "peer Close ignored while closing" Sources/WebSocket/WebSocketConnection.swift \
-    'case .control(.close, let payload):' \
-    'case .control(.close, let payload):
+    'case .close(let code, let reason):' \
+    'case .close(let code, let reason):
             if state == .closing { return false }' \
     'WebSocketConnectionTests'
 

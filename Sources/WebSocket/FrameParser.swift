@@ -6,8 +6,11 @@ public enum FrameEvent {
     case messageBegin(WebSocketOpcode)
     case messagePiece(UnsafeRawBufferPointer)
     case messageEnd
-    /// A whole ping, pong or close frame (at most 125 bytes, copied: control frames are tiny).
-    case control(WebSocketOpcode, [UInt8])
+    /// A whole ping or pong (at most 125 bytes, copied: control frames are tiny).
+    case ping([UInt8])
+    case pong([UInt8])
+    /// A close frame, checked and decoded once, here: `.noStatus` and "" when it carried no code.
+    case close(code: WebSocketCloseCode, reason: String)
 }
 
 /// Parses frames in place over a read ring (RFC 6455 §5): header bytes are read where they lie,
@@ -55,8 +58,7 @@ public struct FrameParser: Sendable {
                 buffer.consume(current.length)
                 if let mask = current.mask { payload.withUnsafeMutableBytes { Masking.apply(key: mask, offset: 0, to: $0) } }
                 frame = nil
-                try checkControl(current.opcode, payload)
-                guard sink(.control(current.opcode, payload)) else { return }
+                guard sink(try controlEvent(current.opcode, payload)) else { return }
                 continue
             }
             // Data: hand out what is here, unmasked in place.
@@ -146,14 +148,22 @@ public struct FrameParser: Sendable {
         return Frame(opcode: opcode, fin: fin, mask: mask, length: length)
     }
 
-    private func checkControl(_ opcode: WebSocketOpcode, _ payload: [UInt8]) throws(WebSocketError) {
-        guard opcode == .close, !payload.isEmpty else { return }
-        guard payload.count >= 2 else { throw WebSocketError(.protocolError, "close frame with a 1-byte payload") }
-        let code = WebSocketCloseCode(rawValue: UInt16(payload[0]) << 8 | UInt16(payload[1]))
-        guard code.isSendable else { throw WebSocketError(.protocolError, "invalid close code \(code.rawValue)") }
-        var validator = UTF8Validator()
-        let valid = payload[2...].withUnsafeBytes { validator.feed($0) } && validator.isComplete
-        guard valid else { throw WebSocketError(.invalidPayload, "invalid UTF-8 in close reason") }
+    /// A control frame's event; a close frame's code and reason are checked (RFC 6455 §5.5.1,
+    /// §7.4) and decoded.
+    private func controlEvent(_ opcode: WebSocketOpcode, _ payload: [UInt8]) throws(WebSocketError) -> FrameEvent {
+        switch opcode {
+        case .ping: return .ping(payload)
+        case .pong: return .pong(payload)
+        default:  // .close: the header parser admits no other control opcode
+            guard !payload.isEmpty else { return .close(code: .noStatus, reason: "") }
+            guard payload.count >= 2 else { throw WebSocketError(.protocolError, "close frame with a 1-byte payload") }
+            let code = WebSocketCloseCode(rawValue: UInt16(payload[0]) << 8 | UInt16(payload[1]))
+            guard code.isSendable else { throw WebSocketError(.protocolError, "invalid close code \(code.rawValue)") }
+            var validator = UTF8Validator()
+            let valid = payload[2...].withUnsafeBytes { validator.feed($0) } && validator.isComplete
+            guard valid else { throw WebSocketError(.invalidPayload, "invalid UTF-8 in close reason") }
+            return .close(code: code, reason: String(decoding: payload[2...], as: UTF8.self))
+        }
     }
 }
 

@@ -168,13 +168,11 @@ public final class WebSocketConnection: StreamHandler {
             handler.webSocket(self, didReceiveMessagePiece: piece)
         case .messageEnd:
             handler.webSocketDidEndMessage(self)
-        case .control(.ping, let payload):
+        case .ping(let payload):
             if state == .open { payload.withUnsafeBytes { _ = writer.write(to: stream, opcode: .pong, fin: true, $0, UnsafeRawBufferPointer(start: nil, count: 0)) } }
-        case .control(.pong, let payload):
+        case .pong(let payload):
             payload.withUnsafeBytes { handler.webSocket(self, didReceivePong: $0) }
-        case .control(.close, let payload):
-            let code = payload.count >= 2 ? WebSocketCloseCode(rawValue: UInt16(payload[0]) << 8 | UInt16(payload[1])) : .noStatus
-            let reason = payload.count > 2 ? String(decoding: payload[2...], as: UTF8.self) : ""
+        case .close(let code, let reason):
             if state == .open {
                 // Echo the peer's code, as RFC 6455 §5.5.1 suggests.
                 sendClose(code == .noStatus ? .normalClosure : code, "")
@@ -183,8 +181,6 @@ public final class WebSocketConnection: StreamHandler {
             state = .closing
             stream.closeAfterFlush()
             return false
-        case .control:
-            break
         }
         return state == .open && !readingPaused
     }

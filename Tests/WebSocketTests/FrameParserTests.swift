@@ -26,7 +26,9 @@ enum Parsed: Equatable {
     case begin(UInt8)
     case payload([UInt8])
     case end
-    case control(UInt8, [UInt8])
+    case ping([UInt8])
+    case pong([UInt8])
+    case close(UInt16, String)
     case error(UInt16)
 }
 
@@ -37,7 +39,9 @@ func record(_ event: FrameEvent, into events: inout [Parsed]) {
     case .messagePiece(let piece):
         if case .payload(let previous)? = events.last { events[events.count - 1] = .payload(previous + piece) } else { events.append(.payload(Array(piece))) }
     case .messageEnd: events.append(.end)
-    case .control(let opcode, let payload): events.append(.control(opcode.rawValue, payload))
+    case .ping(let payload): events.append(.ping(payload))
+    case .pong(let payload): events.append(.pong(payload))
+    case .close(let code, let reason): events.append(.close(code.rawValue, reason))
     }
 }
 
@@ -71,9 +75,10 @@ struct FrameParserTests {
         ("64-bit length", frame(2, Array(repeating: 9, count: 70_000)), [.begin(2), .payload(Array(repeating: 9, count: 70_000)), .end]),
         ("fragmented with a ping between",
          frame(1, Array(text[..<2]), fin: false) + frame(9, [1, 2]) + frame(0, Array(text[2...5]), fin: false) + frame(0, Array(text[6...])),
-         [.begin(1), .payload(Array(text[..<2])), .control(9, [1, 2]), .payload(Array(text[2...])), .end]),
-        ("close with code and reason", frame(8, [0x03, 0xE8] + Array("bye".utf8)), [.control(8, [0x03, 0xE8] + Array("bye".utf8))]),
-        ("pong", frame(10, [5]), [.control(10, [5])]),
+         [.begin(1), .payload(Array(text[..<2])), .ping([1, 2]), .payload(Array(text[2...])), .end]),
+        ("close with code and reason", frame(8, [0x03, 0xE8] + Array("bye".utf8)), [.close(1000, "bye")]),
+        ("close without a code", frame(8, []), [.close(1005, "")]),
+        ("pong", frame(10, [5]), [.pong([5])]),
     ]
 
     @Test func validFramesParseTheSameAtEveryCutPoint() {
@@ -143,12 +148,12 @@ struct FrameParserTests {
                 let cut = length / 3
                 stream += frame(2, Array(payload[..<cut]), fin: false, mask: mask) + frame(10, [9], mask: mask)
                     + frame(0, Array(payload[cut...]), mask: mask)
-                expected += [.begin(2)] + (cut > 0 ? [.payload(Array(payload[..<cut]))] : []) + [.control(10, [9])]
+                expected += [.begin(2)] + (cut > 0 ? [.payload(Array(payload[..<cut]))] : []) + [.pong([9])]
                     + (length > cut ? [.payload(Array(payload[cut...]))] : []) + [.end]
             case 2:
                 let ping = Array(payload.prefix(125))
                 stream += frame(9, ping, mask: mask)
-                expected.append(.control(9, ping))
+                expected.append(.ping(ping))
             default:
                 stream += frame(2, payload, mask: mask)
                 expected += payload.isEmpty ? [.begin(2), .end] : [.begin(2), .payload(payload), .end]
@@ -268,10 +273,12 @@ struct EventGrammar {
         case .messageEnd:
             if messageSize == nil { violation = "end outside a message" }
             messageSize = nil
-        case .control(let opcode, let payload):
+        case .ping(let payload), .pong(let payload):
             payloadBytes += payload.count
-            if !opcode.isControl { violation = "control event for \(opcode)" }
             if payload.count > 125 { violation = "control payload of \(payload.count) bytes" }
+        case .close(let code, let reason):
+            payloadBytes += code == .noStatus ? 0 : 2 + reason.utf8.count
+            if reason.utf8.count > 123 { violation = "close reason of \(reason.utf8.count) bytes" }
         }
     }
 }
