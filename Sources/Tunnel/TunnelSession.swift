@@ -34,6 +34,8 @@ public final class TunnelSession: TunnelTransportDelegate {
     let logger: Logger
 
     var connections: [Int64: TunnelConnection] = [:]
+    /// The connection whose Data went out last (see `transportWritabilityDidChange`).
+    private var lastDataSender: Int64 = 0
     /// Unknown ids already answered (one Error each; a flood gets no more).
     private var answeredUnknownIDs = Set<Int64>()
     /// Announcements from a remote that is not a peer, or beyond the cap: ignored, counted.
@@ -123,8 +125,17 @@ public final class TunnelSession: TunnelTransportDelegate {
     }
 
     /// Session-wide back-pressure: while the WebSocket cannot take more, no connection reads.
+    /// When it can again, the connections resume in turn, starting after the one whose Data went
+    /// out last: the first to resume is the first its loop reads (epoll reports sockets in the
+    /// order they became ready), and often the only one before the queue fills again. Resumed in
+    /// a fixed order, one connection was served to its end while the others waited (100
+    /// downloads at once: the slowest at 9 MB/s, the fastest at 121).
     public func transportWritabilityDidChange(isWritable: Bool) {
-        for connection in Array(connections.values) { connection.outboundStateDidChange() }
+        var inTurn = Array(connections.values)
+        if isWritable, let last = inTurn.firstIndex(where: { $0.id == lastDataSender }) {
+            inTurn = Array(inTurn[(last + 1)...] + inTurn[...last])
+        }
+        for connection in inTurn { connection.outboundStateDidChange() }
     }
 
     public func transportDidClose(error: (any Error)?) {
@@ -161,6 +172,7 @@ public final class TunnelSession: TunnelTransportDelegate {
     // MARK: Sending
 
     func sendData(connID: Int64, _ bytes: UnsafeRawBufferPointer) {
+        lastDataSender = connID
         observer?.session(self, didSendDataBytes: bytes.count)
         var offset = 0
         repeat {
