@@ -99,6 +99,11 @@ mutation "peer Close ignored while closing" Sources/WebSocket/WebSocketConnectio
             if state == .closing { return false }' \
     'WebSocketConnectionTests'
 
+mutation "connections resume in a fixed order" Sources/Tunnel/TunnelSession.swift \
+    'if isWritable, let last = inTurn.firstIndex' \
+    'if !isWritable, let last = inTurn.firstIndex' \
+    'ResumeOrderTests'
+
 mutation "Resume without hysteresis" Sources/Tunnel/FlowControl.swift \
     'if isSent && !consumerFull && buffered < resumeThreshold {' \
     'if isSent && !consumerFull && buffered <= pauseThreshold {' \
