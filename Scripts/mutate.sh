@@ -88,6 +88,11 @@ mutation "Connection.pauseReading does nothing" Sources/Reactor/Connection.swift
     '    }' \
     'PauseResumeTests'
 
+mutation "shutdownWrite sends no FIN after queued bytes" Sources/Reactor/Connection.swift \
+    '        case .finAfterFlush: sendFIN()' \
+    '        case .finAfterFlush: break' \
+    'WriteSideTests'
+
 mutation "server never sends 100 Continue" Sources/HTTP/HTTPServerConnection.swift \
     'stream.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))' \
     '_ = stream' \

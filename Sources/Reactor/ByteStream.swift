@@ -17,7 +17,7 @@ public protocol ByteStream: AnyObject {
     /// Bytes already buffered are offered to the new handler soon after, on the loop.
     func replaceHandler(_ handler: any StreamHandler)
     /// Writes two pieces in order (either may be empty), copying only what cannot go out now.
-    /// Returns false if the stream is closed or its write side shut down.
+    /// Returns false if the stream is closed or its write side is ending (`shutdownWrite`, `closeAfterFlush`).
     @discardableResult
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool
     /// Writes of at most this many bytes wait for the end of the loop pass, so the small writes
@@ -29,7 +29,7 @@ public protocol ByteStream: AnyObject {
     func resumeReading()
     /// Half-close once everything queued is written.
     func shutdownWrite()
-    /// Close once everything queued is written.
+    /// Close once everything queued is written; no write is taken meanwhile.
     func closeAfterFlush()
     /// Close now, dropping anything queued; the handler hears `streamDidClose(error: nil)` soon after.
     func close()

@@ -26,9 +26,17 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     private var migrating = false
     /// Past the first read (see `ConnectionOptions.firstReadMaximum`).
     private var hasRead = false
-    private var shutdownWriteRequested = false
-    private var writeShutDown = false
-    private var closeAfterFlushRequested = false
+    /// How the write side ends: open, or ending once the queue has drained (no write is taken
+    /// once an ending is asked for).
+    private enum WriteSide {
+        case open
+        /// `shutdownWrite`: FIN once the queue is empty; reading goes on.
+        case finAfterFlush
+        case finSent
+        /// `closeAfterFlush`: close once the queue is empty.
+        case closeAfterFlush
+    }
+    private var writeSide: WriteSide = .open
     /// Writes queued for the end of this loop pass (`coalescedWriteLimit`) wait for it.
     private var coalescedFlushPending = false
     /// Writes of at most this many bytes wait in the queue until the end of the loop pass (see
@@ -269,13 +277,14 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     // MARK: Writing
 
     /// Writes `bytes` now if the socket takes them, queueing (copying) only what it does not.
-    /// Returns false if the connection is closed or its write side shut down; a write past the
-    /// queue's hard limit closes the connection with `.writeQueueFull`.
+    /// Returns false if the connection is closed or its write side is ending (`shutdownWrite`,
+    /// `closeAfterFlush`); a write past the queue's hard limit closes the connection with
+    /// `.writeQueueFull`.
     /// Gathers two pieces (e.g. a frame header and its payload) into one system call.
     @discardableResult
     public func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
         loop.assertInLoop()
-        guard state != .closed, !shutdownWriteRequested else { return false }
+        guard state != .closed, writeSide == .open else { return false }
         if first.count + second.count <= coalescedWriteLimit && fileSend == nil && state == .open {
             return enqueueForPassEnd(first, second)
         }
@@ -295,7 +304,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     @discardableResult
     public func write(gathering pieces: [UnsafeRawBufferPointer]) -> Bool {
         loop.assertInLoop()
-        guard state != .closed, !shutdownWriteRequested else { return false }
+        guard state != .closed, writeSide == .open else { return false }
         var written = 0
         if writeQueue.isEmpty && fileSend == nil && state == .open {
             let result = withUnsafeTemporaryAllocation(of: iovec.self, capacity: pieces.count) { vector in
@@ -398,8 +407,11 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
         notifyWritabilityChange()
         // The writability callback may have queued more: finish only on a really empty queue.
         guard state == .open, writeQueue.isEmpty else { return }
-        if closeAfterFlushRequested { return close() }
-        if shutdownWriteRequested { shutdownWriteNow() }
+        switch writeSide {
+        case .closeAfterFlush: close()
+        case .finAfterFlush: sendFIN()
+        case .open, .finSent: break
+        }
     }
 
     /// Sends `count` bytes of the open file `fileFD` from `offset` with sendfile(2), after
@@ -410,7 +422,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     public func sendFile(_ fileFD: Int32, offset: Int, count: Int, completion: @escaping (Result<Void, SocketError>) -> Void) {
         loop.assertInLoop()
         precondition(fileSend == nil, "one sendFile at a time")
-        guard state == .open, !shutdownWriteRequested else { return loop.runSoon { completion(.failure(SocketError(.closed, operation: "sendfile"))) } }
+        guard state == .open, writeSide == .open else { return loop.runSoon { completion(.failure(SocketError(.closed, operation: "sendfile"))) } }
         fileSend = FileSend(fd: fileFD, offset: offset, remaining: count, bytesAhead: writeQueue.queuedBytes, completion: completion)
         if writeQueue.isEmpty { flushWriteQueue() } else { updateInterest() }
     }
@@ -454,22 +466,22 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// Half-close: sends FIN once everything queued has been written; reading continues.
     public func shutdownWrite() {
         loop.assertInLoop()
-        guard state == .open, !shutdownWriteRequested else { return }
-        shutdownWriteRequested = true
-        if writeQueue.isEmpty { shutdownWriteNow() }
+        guard state == .open, writeSide == .open else { return }
+        writeSide = .finAfterFlush
+        if writeQueue.isEmpty { sendFIN() }
     }
 
-    private func shutdownWriteNow() {
-        guard !writeShutDown else { return }
-        writeShutDown = true
+    private func sendFIN() {
+        writeSide = .finSent
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
-    /// Closes once everything queued has been written (or at once if nothing is).
+    /// Closes once everything queued has been written (or at once if nothing is); takes no
+    /// more writes meanwhile.
     public func closeAfterFlush() {
         loop.assertInLoop()
         guard state != .closed else { return }
-        if writeQueue.isEmpty || state == .idle { close() } else { closeAfterFlushRequested = true }
+        if writeQueue.isEmpty || state == .idle { close() } else { writeSide = .closeAfterFlush }
     }
 
     /// Closes now, dropping anything queued. The handler hears `streamDidClose(error: nil)` soon after.
@@ -498,8 +510,7 @@ public final class Connection: ByteStream, IOEventHandler, SpareBufferHolder {
     /// True while the socket can move to another loop: open, started, nothing queued to write
     /// (a queued response would have to be copied across threads) and no close under way.
     public var isMigratable: Bool {
-        state != .closed && writeQueue.isEmpty && !coalescedFlushPending && fileSend == nil && !shutdownWriteRequested
-            && !closeAfterFlushRequested && !readEOF
+        state != .closed && writeQueue.isEmpty && !coalescedFlushPending && fileSend == nil && writeSide == .open && !readEOF
     }
 
     /// Hands the socket to `target`: it stops being watched here at once (this connection counts

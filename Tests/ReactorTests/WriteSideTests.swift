@@ -1,0 +1,87 @@
+import Glibc
+import Testing
+import TestSupport
+@testable import Reactor
+
+/// Records what it reads and says when the connection ends.
+private final class ReadRecorder: StreamHandler {
+    let received = OneShot<[UInt8]>()
+    let closed = OneShot<Bool>()
+    func streamDidRead(_ stream: any ByteStream, _ buffer: inout RingBuffer) {
+        var bytes: [UInt8] = []
+        buffer.withReadableRegions { bytes += $0; bytes += $1 }
+        buffer.consume(buffer.readableBytes)
+        received.set(bytes)
+    }
+    func streamDidReadEOF(_ stream: any ByteStream) { stream.close() }
+    func streamDidClose(_ stream: any ByteStream, error: (any Error)?) { closed.set(true) }
+}
+
+/// How a connection's write side ends while bytes are still queued: `shutdownWrite` sends FIN
+/// after them and reading goes on, `closeAfterFlush` closes after them; neither takes another
+/// write meanwhile.
+@Suite(.serialized) struct WriteSideTests {
+    /// More than loopback's socket buffers hold, so part of it waits in our queue.
+    static let queuedTotal = 4 << 20
+
+    /// What the serving loop saw when it ended the write side.
+    struct Ended {
+        let connection: Connection
+        fileprivate let recorder: ReadRecorder
+        let queued: Int
+        let laterWriteTaken: Bool
+    }
+
+    /// Accepts one connection, writes `queuedTotal` pattern bytes at once (most of them queued),
+    /// then ends the write side with `end` and reports whether a later write was taken.
+    private func serveOneQueuedWrite(_ end: @escaping @Sendable (Connection) -> Void) throws
+        -> (ReactorGroup, GroupListener, OneShot<Ended>) {
+        let group = try ReactorGroup(loopCount: 1)
+        let ended = OneShot<Ended>()
+        let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { connection in
+            let recorder = ReadRecorder()
+            connection.start(handler: recorder)
+            let bytes = (0..<Self.queuedTotal).map(TestPattern.byte(at:))
+            _ = bytes.withUnsafeBytes { connection.write($0) }
+            let queued = connection.queuedWriteBytes
+            end(connection)
+            let laterWriteTaken = [UInt8](repeating: 1, count: 10).withUnsafeBytes { connection.write($0) }
+            ended.set(Ended(connection: connection, recorder: recorder, queued: queued, laterWriteTaken: laterWriteTaken))
+        }
+        return (group, listener, ended)
+    }
+
+    @Test func shutdownWriteSendsFINAfterTheQueueAndKeepsReading() throws {
+        let (group, listener, ended) = try serveOneQueuedWrite { $0.shutdownWrite() }
+        defer { group.shutdown() }
+        defer { listener.close() }
+        let peer = try #require(connectLoopback(port: listener.address.port))
+        defer { close(peer) }
+        let served = try #require(ended.wait(seconds: 10))
+        #expect(served.queued > 0, "nothing was queued: the test needs bytes waiting in our queue")
+        #expect(!served.laterWriteTaken, "a write after shutdownWrite was taken")
+
+        let received = try #require(readToEnd(peer, seconds: 20), "no FIN after the queued bytes")
+        #expect(received.count == Self.queuedTotal)
+        #expect(received.indices.allSatisfy { received[$0] == TestPattern.byte(at: $0) })
+        // Half-closed, not closed: what the peer sends now is still read.
+        #expect(sendAll(peer, Array("after FIN".utf8)))
+        #expect(served.recorder.received.wait(seconds: 10) == Array("after FIN".utf8))
+    }
+
+    @Test func closeAfterFlushClosesAfterTheQueueAndTakesNoMoreWrites() throws {
+        let (group, listener, ended) = try serveOneQueuedWrite { $0.closeAfterFlush() }
+        defer { group.shutdown() }
+        defer { listener.close() }
+        let peer = try #require(connectLoopback(port: listener.address.port))
+        defer { close(peer) }
+        let served = try #require(ended.wait(seconds: 10))
+        #expect(served.queued > 0, "nothing was queued: the test needs bytes waiting in our queue")
+        #expect(!served.laterWriteTaken, "a write after closeAfterFlush was taken")
+
+        let received = try #require(readToEnd(peer, seconds: 20), "the connection did not close after the queued bytes")
+        #expect(received.count == Self.queuedTotal)
+        #expect(received.indices.allSatisfy { received[$0] == TestPattern.byte(at: $0) })
+        #expect(served.recorder.closed.wait(seconds: 10) == true)
+    }
+}
