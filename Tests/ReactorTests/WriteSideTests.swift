@@ -32,11 +32,14 @@ private final class ReadRecorder: StreamHandler {
         let laterWriteTaken: Bool
     }
 
-    /// Accepts one connection, writes `queuedTotal` pattern bytes at once (most of them queued),
-    /// then ends the write side with `end` and reports whether a later write was taken.
-    private func serveOneQueuedWrite(_ end: @escaping @Sendable (Connection) -> Void) throws
-        -> (ReactorGroup, GroupListener, OneShot<Ended>) {
+    /// Serves one connection that writes `queuedTotal` pattern bytes at once (most of them
+    /// queued) and then ends its write side with `end`; checks that no later write was taken and
+    /// that the peer got every byte and then the end of the stream; then runs `after` with the
+    /// peer's socket and what the serving loop saw.
+    private func endWithBytesQueued(_ end: @escaping @Sendable (Connection) -> Void,
+                                    after: (_ peer: Int32, _ served: Ended) throws -> Void) throws {
         let group = try ReactorGroup(loopCount: 1)
+        defer { group.shutdown() }
         let ended = OneShot<Ended>()
         let listener = try group.listen(on: SocketAddress("127.0.0.1:0")) { connection in
             let recorder = ReadRecorder()
@@ -48,40 +51,30 @@ private final class ReadRecorder: StreamHandler {
             let laterWriteTaken = [UInt8](repeating: 1, count: 10).withUnsafeBytes { connection.write($0) }
             ended.set(Ended(connection: connection, recorder: recorder, queued: queued, laterWriteTaken: laterWriteTaken))
         }
-        return (group, listener, ended)
+        defer { listener.close() }
+        let peer = try #require(connectLoopback(port: listener.address.port))
+        defer { close(peer) }
+        let served = try #require(ended.wait(seconds: 10))
+        #expect(served.queued > 0, "nothing was queued: the test needs bytes waiting in our queue")
+        #expect(!served.laterWriteTaken, "a write after the write side began ending was taken")
+
+        let received = try #require(readToEnd(peer, seconds: 20), "the peer saw no end of the stream after the queued bytes")
+        #expect(received.count == Self.queuedTotal)
+        #expect(received.indices.allSatisfy { received[$0] == TestPattern.byte(at: $0) })
+        try after(peer, served)
     }
 
     @Test func shutdownWriteSendsFINAfterTheQueueAndKeepsReading() throws {
-        let (group, listener, ended) = try serveOneQueuedWrite { $0.shutdownWrite() }
-        defer { group.shutdown() }
-        defer { listener.close() }
-        let peer = try #require(connectLoopback(port: listener.address.port))
-        defer { close(peer) }
-        let served = try #require(ended.wait(seconds: 10))
-        #expect(served.queued > 0, "nothing was queued: the test needs bytes waiting in our queue")
-        #expect(!served.laterWriteTaken, "a write after shutdownWrite was taken")
-
-        let received = try #require(readToEnd(peer, seconds: 20), "no FIN after the queued bytes")
-        #expect(received.count == Self.queuedTotal)
-        #expect(received.indices.allSatisfy { received[$0] == TestPattern.byte(at: $0) })
-        // Half-closed, not closed: what the peer sends now is still read.
-        #expect(sendAll(peer, Array("after FIN".utf8)))
-        #expect(served.recorder.received.wait(seconds: 10) == Array("after FIN".utf8))
+        try endWithBytesQueued({ $0.shutdownWrite() }) { peer, served in
+            // Half-closed, not closed: what the peer sends now is still read.
+            #expect(sendAll(peer, Array("after FIN".utf8)))
+            #expect(served.recorder.received.wait(seconds: 10) == Array("after FIN".utf8))
+        }
     }
 
     @Test func closeAfterFlushClosesAfterTheQueueAndTakesNoMoreWrites() throws {
-        let (group, listener, ended) = try serveOneQueuedWrite { $0.closeAfterFlush() }
-        defer { group.shutdown() }
-        defer { listener.close() }
-        let peer = try #require(connectLoopback(port: listener.address.port))
-        defer { close(peer) }
-        let served = try #require(ended.wait(seconds: 10))
-        #expect(served.queued > 0, "nothing was queued: the test needs bytes waiting in our queue")
-        #expect(!served.laterWriteTaken, "a write after closeAfterFlush was taken")
-
-        let received = try #require(readToEnd(peer, seconds: 20), "the connection did not close after the queued bytes")
-        #expect(received.count == Self.queuedTotal)
-        #expect(received.indices.allSatisfy { received[$0] == TestPattern.byte(at: $0) })
-        #expect(served.recorder.closed.wait(seconds: 10) == true)
+        try endWithBytesQueued({ $0.closeAfterFlush() }) { _, served in
+            #expect(served.recorder.closed.wait(seconds: 10) == true)
+        }
     }
 }
