@@ -17,7 +17,8 @@ public protocol ByteStream: AnyObject {
     /// Bytes already buffered are offered to the new handler soon after, on the loop.
     func replaceHandler(_ handler: any StreamHandler)
     /// Writes two pieces in order (either may be empty), copying only what cannot go out now.
-    /// Returns false if the stream is closed or its write side is ending (`shutdownWrite`, `closeAfterFlush`).
+    /// Returns false if the stream is closed or its write side is ending (`shutdownWrite`,
+    /// `closeAfterFlush`).
     @discardableResult
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool
     /// Writes of at most this many bytes wait for the end of the loop pass, so the small writes
