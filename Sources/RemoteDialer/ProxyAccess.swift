@@ -1,3 +1,4 @@
+import Digest
 import HTTP
 import Reactor
 import Tunnel
@@ -81,35 +82,8 @@ public final class ProxyAccess: @unchecked Sendable {  // mutable state behind `
 
     /// `base64(user:password)`, the value of a Basic credential after its scheme.
     static func basicCredentials(_ encoded: String) -> (user: String, password: String)? {
-        guard let decoded = Base64.decode(encoded.trimmingSpaces()),
+        guard let decoded = Digest.base64Decode(encoded.trimmingSpaces()),
               let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return nil }
         return (String(decoding: decoded[..<colon], as: UTF8.self), String(decoding: decoded[(colon + 1)...], as: UTF8.self))
-    }
-}
-
-/// Standard base64 (RFC 4648 §4) decoding, padding optional; nil on any other character.
-enum Base64 {
-    static func decode(_ text: String) -> [UInt8]? {
-        var output: [UInt8] = []
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for byte in text.utf8 where byte != UInt8(ascii: "=") {
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = byte - UInt8(ascii: "a") + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0") + 52
-            case UInt8(ascii: "+"): value = 62
-            case UInt8(ascii: "/"): value = 63
-            default: return nil
-            }
-            accumulator = accumulator << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
-            }
-        }
-        return output
     }
 }
