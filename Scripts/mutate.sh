@@ -105,8 +105,8 @@ mutation "peer Close ignored while closing" Sources/WebSocket/WebSocketConnectio
     'WebSocketConnectionTests'
 
 mutation "connections resume in a fixed order" Sources/Tunnel/TunnelSession.swift \
-    'if isWritable, let last = inTurn.firstIndex' \
-    'if !isWritable, let last = inTurn.firstIndex' \
+    'let first = isWritable ? (all.firstIndex' \
+    'let first = !isWritable ? (all.firstIndex' \
     'ResumeOrderTests'
 
 mutation "Resume without hysteresis" Sources/Tunnel/FlowControl.swift \

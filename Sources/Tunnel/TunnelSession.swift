@@ -131,11 +131,9 @@ public final class TunnelSession: TunnelTransportDelegate {
     /// a fixed order, one connection was served to its end while the others waited (100
     /// downloads at once: the slowest at 9 MB/s, the fastest at 121).
     public func transportWritabilityDidChange(isWritable: Bool) {
-        var inTurn = Array(connections.values)
-        if isWritable, let last = inTurn.firstIndex(where: { $0.id == lastDataSender }) {
-            inTurn = Array(inTurn[(last + 1)...] + inTurn[...last])
-        }
-        for connection in inTurn { connection.outboundStateDidChange() }
+        let all = Array(connections.values)
+        let first = isWritable ? (all.firstIndex { $0.id == lastDataSender }).map { $0 + 1 } ?? 0 : 0
+        for turn in all.indices { all[(first + turn) % all.count].outboundStateDidChange() }
     }
 
     public func transportDidClose(error: (any Error)?) {
